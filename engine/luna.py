@@ -1,0 +1,339 @@
+"""The LUNA16 dataset index: series on disk, annotations, candidates, the split.
+
+A LUNA16-format folder holds ``subset*/<seriesuid>.mhd`` (+ ``.raw``) and CSV
+files (SPEC §1.2). Only series present on disk are indexed. CSVs are streamed
+row by row, so the real ~551k-row ``candidates.csv`` is never held twice.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from engine.errors import CsvFormatError, DatasetError
+
+Xyz = tuple[float, float, float]
+
+CANDIDATE_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "class")
+ANNOTATION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
+MALIGNANCY_COLUMNS = ANNOTATION_COLUMNS + ("mal_bool",)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInfo:
+    """One training/evaluation sample location (SPEC §1.2).
+
+    Args:
+        is_nodule: True for annotated nodules, False for candidate-detector negatives.
+        has_annotation: True when the record comes from an annotation (so it has
+            a diameter and possibly a malignancy label).
+        is_malignant: Malignancy label (False for non-nodules and unknown).
+        diameter_mm: Annotated diameter, 0.0 for negatives.
+        series_uid: The series the location is in.
+        center_xyz: Location in LPS mm (x, y, z).
+    """
+
+    is_nodule: bool
+    has_annotation: bool
+    is_malignant: bool
+    diameter_mm: float
+    series_uid: str
+    center_xyz: Xyz
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """One annotated finding from ``annotations*.csv``.
+
+    Args:
+        series_uid: The series.
+        center_xyz: Centre in LPS mm.
+        diameter_mm: Diameter in mm (-1 allowed in the excluded list).
+        is_malignant: ``mal_bool`` when the file has it, else ``None``.
+        mal_details: The readers' malignancy ratings 1..5 (may be empty).
+        bbox_low_xyz, bbox_high_xyz: Bounding box corners in LPS mm when present.
+    """
+
+    series_uid: str
+    center_xyz: Xyz
+    diameter_mm: float
+    is_malignant: bool | None = None
+    mal_details: tuple[int, ...] = ()
+    bbox_low_xyz: Xyz | None = None
+    bbox_high_xyz: Xyz | None = None
+
+
+def _rows(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line_number, row)`` from a CSV after checking its header."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError("CSV file is missing", path) from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise CsvFormatError(
+                f"missing column(s) {', '.join(missing)}; the header is {','.join(header) or '(empty)'}", path
+            )
+        for row in reader:
+            yield reader.line_num, row
+
+
+def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
+    text = row.get(column)
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CsvFormatError(f"line {line}: column {column} holds {text!r}, which is not a number", path) from None
+
+
+def _xyz(path: Path, line: int, row: dict[str, str], prefix: str = "coord") -> Xyz:
+    return (
+        _number(path, line, row, f"{prefix}X"),
+        _number(path, line, row, f"{prefix}Y"),
+        _number(path, line, row, f"{prefix}Z"),
+    )
+
+
+def _bool(path: Path, line: int, text: str | None, column: str) -> bool:
+    value = (text or "").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise CsvFormatError(f"line {line}: column {column} holds {text!r}, not True/False", path)
+
+
+def read_annotations(path: str | Path) -> list[Annotation]:
+    """Read ``annotations.csv``, ``annotations_with_malignancy.csv`` or ``annotations_excluded.csv``.
+
+    Malignancy columns are read when present (``mal_bool``, ``mal_details``,
+    ``bbox*``).
+
+    Raises:
+        DatasetError: the file is missing.
+        CsvFormatError: a required column is missing or a value does not parse.
+    """
+    path = Path(path)
+    out = []
+    for line, row in _rows(path, ANNOTATION_COLUMNS):
+        malignant = None
+        details: tuple[int, ...] = ()
+        low = high = None
+        if "mal_bool" in row:
+            malignant = _bool(path, line, row["mal_bool"], "mal_bool")
+        if row.get("mal_details"):
+            try:
+                parsed = ast.literal_eval(row["mal_details"])
+                details = tuple(int(v) for v in parsed)
+            except (ValueError, SyntaxError, TypeError):
+                raise CsvFormatError(
+                    f"line {line}: column mal_details holds {row['mal_details']!r}, not a list of ratings", path
+                ) from None
+        if row.get("bboxLowX"):
+            low = _xyz(path, line, row, "bboxLow")
+            high = _xyz(path, line, row, "bboxHigh")
+        out.append(
+            Annotation(
+                series_uid=row["seriesuid"].strip(),
+                center_xyz=_xyz(path, line, row),
+                diameter_mm=_number(path, line, row, "diameter_mm"),
+                is_malignant=malignant,
+                mal_details=details,
+                bbox_low_xyz=low,
+                bbox_high_xyz=high,
+            )
+        )
+    return out
+
+
+def iter_candidates(path: str | Path, series: set[str] | None = None) -> Iterator[tuple[str, Xyz, int]]:
+    """Stream ``candidates.csv`` as ``(series_uid, center_xyz, class)``.
+
+    Args:
+        path: The CSV file.
+        series: If given, rows of other series are skipped without parsing numbers.
+
+    Raises:
+        DatasetError, CsvFormatError.
+    """
+    path = Path(path)
+    for line, row in _rows(path, CANDIDATE_COLUMNS):
+        uid = row["seriesuid"].strip()
+        if series is not None and uid not in series:
+            continue
+        cls = _number(path, line, row, "class")
+        if cls not in (0.0, 1.0):
+            raise CsvFormatError(f"line {line}: column class holds {row['class']!r}, expected 0 or 1", path)
+        yield uid, _xyz(path, line, row), int(cls)
+
+
+def find_series_files(root: str | Path) -> dict[str, Path]:
+    """Map series uid → ``.mhd`` path for every ``subset*/<uid>.mhd`` under ``root``.
+
+    ``.mhd`` files directly in ``root`` are indexed too.
+    """
+    root = Path(root)
+    found: dict[str, Path] = {}
+    for mhd in sorted(root.glob("*.mhd")) + sorted(root.glob("subset*/*.mhd")):
+        found[mhd.name[: -len(".mhd")]] = mhd
+    return found
+
+
+@dataclass(frozen=True)
+class SeriesSplit:
+    """Series uids of each split; disjoint, each sorted."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...] = ()
+
+    def of(self, name: str) -> tuple[str, ...]:
+        """The uids of split ``name`` (``train``, ``val``, ``test`` or ``all``)."""
+        if name == "all":
+            return tuple(sorted(self.train + self.val + self.test))
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}; use train, val, test or all")
+        return getattr(self, name)
+
+
+def split_series(uids: Iterable[str], val_stride: int = 10, test_stride: int = 0) -> SeriesSplit:
+    """Split series deterministically by stride (SPEC §1.2).
+
+    The uids are sorted; every ``val_stride``-th (indices 0, val_stride, ...) is
+    validation. With ``test_stride > 0``, every ``test_stride``-th of the rest
+    (again from its first) is test. Training is what remains.
+
+    Args:
+        uids: Series uids (any order, duplicates ignored).
+        val_stride: Validation stride, ≥ 1 (1 puts everything in validation).
+        test_stride: Test stride among the non-validation series, 0 for no test split.
+    """
+    if val_stride < 1 or test_stride < 0:
+        raise ValueError("val_stride must be >= 1 and test_stride >= 0")
+    ordered = sorted(set(uids))
+    val = ordered[::val_stride]
+    rest = [u for i, u in enumerate(ordered) if i % val_stride]
+    test = rest[::test_stride] if test_stride else []
+    test_set = set(test)
+    train = [u for u in rest if u not in test_set]
+    return SeriesSplit(tuple(train), tuple(val), tuple(test))
+
+
+class LunaIndex:
+    """Everything known about a LUNA16-format folder, restricted to series on disk.
+
+    Use :meth:`open`. Attributes:
+        root: The dataset folder.
+        series_paths: uid → ``.mhd`` path.
+        annotations: Annotated nodules (from ``annotations_with_malignancy.csv``
+            when present, else ``annotations.csv``), series on disk only.
+        excluded: ``annotations_excluded.csv`` findings (empty when absent).
+        candidates: Positives from the annotations, then class-0 rows of
+            ``candidates.csv``; nodules sorted by diameter, largest first (book order).
+        has_malignancy: Whether malignancy labels were available.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        series_paths: dict[str, Path],
+        annotations: list[Annotation],
+        excluded: list[Annotation],
+        candidates: list[CandidateInfo],
+        has_malignancy: bool,
+    ) -> None:
+        self.root = root
+        self.series_paths = series_paths
+        self.annotations = annotations
+        self.excluded = excluded
+        self.candidates = candidates
+        self.has_malignancy = has_malignancy
+
+    @classmethod
+    def open(cls, root: str | Path, *, require_candidates: bool = False) -> "LunaIndex":
+        """Index a LUNA16-format folder.
+
+        Args:
+            root: The folder with ``subset*/`` and the CSV files.
+            require_candidates: Refuse a folder without ``candidates.csv``.
+
+        Raises:
+            DatasetError: not a folder, no series on disk, no annotation file, or
+                (when required) no ``candidates.csv``.
+            CsvFormatError: a CSV is malformed.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError("is not a folder", root)
+        series_paths = find_series_files(root)
+        if not series_paths:
+            raise DatasetError("holds no series: expected subset*/<seriesuid>.mhd files (LUNA16 layout)", root)
+        on_disk = set(series_paths)
+        mal_path = root / "annotations_with_malignancy.csv"
+        ann_path = root / "annotations.csv"
+        if mal_path.exists():
+            annotations = read_annotations(mal_path)
+            has_malignancy = True
+        elif ann_path.exists():
+            annotations = read_annotations(ann_path)
+            has_malignancy = False
+        else:
+            raise DatasetError("has neither annotations.csv nor annotations_with_malignancy.csv", root)
+        annotations = [a for a in annotations if a.series_uid in on_disk]
+        excl_path = root / "annotations_excluded.csv"
+        excluded = [a for a in read_annotations(excl_path) if a.series_uid in on_disk] if excl_path.exists() else []
+        cand_path = root / "candidates.csv"
+        if require_candidates and not cand_path.exists():
+            raise DatasetError("has no candidates.csv (needed to train the classifiers)", root)
+        nodules = [
+            CandidateInfo(True, True, bool(a.is_malignant), a.diameter_mm, a.series_uid, a.center_xyz)
+            for a in annotations
+        ]
+        nodules.sort(key=lambda c: -c.diameter_mm)
+        negatives = []
+        if cand_path.exists():
+            for uid, xyz, cls_ in iter_candidates(cand_path, on_disk):
+                if cls_ == 0:
+                    negatives.append(CandidateInfo(False, False, False, 0.0, uid, xyz))
+        return cls(root, series_paths, annotations, excluded, nodules + negatives, has_malignancy)
+
+    @property
+    def series_uids(self) -> tuple[str, ...]:
+        """Series on disk, sorted."""
+        return tuple(sorted(self.series_paths))
+
+    def split(self, val_stride: int = 10, test_stride: int = 0) -> SeriesSplit:
+        """The project-wide series split (see :func:`split_series`)."""
+        return split_series(self.series_paths, val_stride, test_stride)
+
+    def candidates_in(self, uids: Iterable[str]) -> list[CandidateInfo]:
+        """Candidates of the given series, in index order."""
+        wanted = set(uids)
+        return [c for c in self.candidates if c.series_uid in wanted]
+
+    def annotations_for(self, uid: str) -> list[Annotation]:
+        """Annotated nodules of one series."""
+        return [a for a in self.annotations if a.series_uid == uid]
+
+    def excluded_for(self, uid: str) -> list[Annotation]:
+        """Excluded (irrelevant) findings of one series."""
+        return [a for a in self.excluded if a.series_uid == uid]
+
+    def path_for(self, uid: str) -> Path:
+        """The ``.mhd`` file of a series."""
+        try:
+            return self.series_paths[uid]
+        except KeyError:
+            raise DatasetError(f"series {uid} is not on disk", self.root) from None
+
+    def load(self, uid: str):  # -> CtVolume
+        """Load one series as a :class:`~engine.ct.CtVolume`."""
+        from engine.ct import load_ct
+
+        return load_ct(self.path_for(uid))
