@@ -98,3 +98,8 @@ class CancelledError(EngineError):
 
 class DeviceError(EngineError):
     """The requested compute device is not available."""
+
+
+# --- application resources ----------------------------------------------------
+class ResourceFileError(EngineError):
+    """A file shipped in resources/ (window/level presets, ...) is missing or malformed."""
