@@ -1,0 +1,317 @@
+"""Findings from a detection result: threshold classes, review marks and marker geometry.
+
+Pure functions, no Qt. The engine returns every candidate with ``p_nodule`` and
+``p_malignant``; the viewer decides what to show with three thresholds that
+move without re-running detection:
+
+* a *nodule* has ``p_nodule >= nodule``;
+* a *near miss* has ``nodule - near_miss_band <= p_nodule < nodule``;
+* either is *malignant* when ``p_malignant >= malignancy``.
+
+Markers are circles in screen mm (see :mod:`app.planes`), drawn on every slice
+that a candidate's bounding box spans, shrinking away from its centre like the
+cross-section of a sphere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from app.planes import PlaneLayout
+
+
+class CandidateLike(Protocol):
+    """What the viewer reads from an ``engine.detection.Candidate``."""
+
+    id: int
+    center_irc: tuple[float, float, float]
+    center_xyz: tuple[float, float, float]
+    p_nodule: float
+    p_malignant: float
+    voxel_count: int
+    diameter_mm: float
+    bbox_irc: Any  # ((lo_i, lo_r, lo_c), (hi_i, hi_r, hi_c)), inclusive voxel indices
+
+
+class FindingClass(IntEnum):
+    """How a candidate is shown at the current thresholds."""
+
+    HIDDEN = 0
+    NEAR_MISS = 1
+    NODULE = 2
+
+
+class Mark(str, Enum):
+    """A reader's verdict on a finding."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The viewer's display thresholds (probabilities in [0, 1]).
+
+    Args:
+        nodule: ``p_nodule`` from which a candidate is a nodule.
+        near_miss_band: How far below ``nodule`` a candidate still shows, as a near miss.
+        malignancy: ``p_malignant`` from which a finding is drawn as malignant.
+    """
+
+    nodule: float = 0.5
+    near_miss_band: float = 0.2
+    malignancy: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("nodule", "near_miss_band", "malignancy"):
+            object.__setattr__(self, name, float(np.clip(getattr(self, name), 0.0, 1.0)))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A candidate shown at the current thresholds.
+
+    Args:
+        candidate: The engine's candidate.
+        klass: Nodule or near miss.
+        malignant: ``p_malignant`` reaches the malignancy threshold.
+        mark: The reader's verdict, if any.
+    """
+
+    candidate: CandidateLike
+    klass: FindingClass
+    malignant: bool
+    mark: Mark | None = None
+
+    @property
+    def id(self) -> int:
+        """The candidate's id."""
+        return int(self.candidate.id)
+
+
+@dataclass(frozen=True)
+class FindingSet:
+    """The findings at one set of thresholds.
+
+    Args:
+        findings: Nodules and near misses, highest ``p_nodule`` first.
+        n_candidates: All candidates of the result, shown or not.
+    """
+
+    findings: tuple[Finding, ...] = ()
+    n_candidates: int = 0
+
+    @property
+    def n_nodules(self) -> int:
+        """Findings at or above the nodule threshold."""
+        return sum(1 for f in self.findings if f.klass == FindingClass.NODULE)
+
+    @property
+    def n_malignant(self) -> int:
+        """Nodules (not near misses) drawn as malignant."""
+        return sum(1 for f in self.findings if f.klass == FindingClass.NODULE and f.malignant)
+
+    @property
+    def n_near_misses(self) -> int:
+        """Findings in the near-miss band."""
+        return sum(1 for f in self.findings if f.klass == FindingClass.NEAR_MISS)
+
+    def by_id(self, candidate_id: int) -> Finding | None:
+        """The finding with that candidate id, or None when it is not shown."""
+        for f in self.findings:
+            if f.id == candidate_id:
+                return f
+        return None
+
+    def ids(self) -> list[int]:
+        """Candidate ids in display order."""
+        return [f.id for f in self.findings]
+
+
+def classify(
+    candidates: Sequence[CandidateLike],
+    thresholds: Thresholds,
+    marks: Mapping[int, Mark] | None = None,
+) -> FindingSet:
+    """Apply the display thresholds to a result's candidates.
+
+    Args:
+        candidates: All candidates of a detection result.
+        thresholds: Nodule threshold, near-miss band and malignancy threshold.
+        marks: Reader verdicts by candidate id.
+
+    Returns:
+        Nodules and near misses, sorted by ``p_nodule`` (highest first, ties by id).
+    """
+    marks = marks or {}
+    if not candidates:
+        return FindingSet((), 0)
+    p_nod = np.array([c.p_nodule for c in candidates], dtype=np.float64)
+    p_mal = np.array([c.p_malignant for c in candidates], dtype=np.float64)
+    ids = np.array([c.id for c in candidates], dtype=np.int64)
+    klass = np.where(
+        p_nod >= thresholds.nodule,
+        FindingClass.NODULE,
+        np.where(p_nod >= thresholds.nodule - thresholds.near_miss_band, FindingClass.NEAR_MISS, FindingClass.HIDDEN),
+    )
+    if thresholds.near_miss_band <= 0:
+        klass[klass == FindingClass.NEAR_MISS] = FindingClass.HIDDEN
+    shown = np.flatnonzero(klass != FindingClass.HIDDEN)
+    order = shown[np.lexsort((ids[shown], -p_nod[shown]))]
+    findings = tuple(
+        Finding(
+            candidate=candidates[k],
+            klass=FindingClass(int(klass[k])),
+            malignant=bool(p_mal[k] >= thresholds.malignancy),
+            mark=marks.get(int(ids[k])),
+        )
+        for k in order
+    )
+    return FindingSet(findings, len(candidates))
+
+
+def slice_span(candidate: CandidateLike, axis: int, spacing_mm: float) -> tuple[int, int]:
+    """The slices (inclusive) along an array axis that a candidate spans.
+
+    Uses the candidate's bounding box; without one, the centre plus and minus
+    half the diameter.
+
+    Args:
+        candidate: The candidate.
+        axis: Array axis (0 index, 1 row, 2 col).
+        spacing_mm: Voxel size along that axis, for the fallback.
+
+    Returns:
+        ``(first, last)`` slice indices, ``first <= last``.
+    """
+    bbox = getattr(candidate, "bbox_irc", None)
+    if bbox is not None:
+        lo, hi = bbox
+        return int(lo[axis]), int(max(lo[axis], hi[axis]))
+    centre = float(candidate.center_irc[axis])
+    half = 0.5 * float(candidate.diameter_mm) / spacing_mm
+    return int(np.floor(centre - half + 0.5)), int(np.floor(centre + half + 0.5))
+
+
+def marker_radius_mm(nodule_radius_mm: np.ndarray | float, distance_mm: np.ndarray | float) -> np.ndarray:
+    """Radius of the circle drawn around a finding on a slice ``distance_mm`` from its centre.
+
+    The circle follows a sphere's cross-section (never below 60 % of the
+    nodule radius, so it stays visible at the ends of its span) and adds a
+    margin so the circle surrounds the nodule instead of covering its edge.
+
+    Args:
+        nodule_radius_mm: Half the finding's diameter, in mm.
+        distance_mm: Distance of the slice from the finding's centre along the
+            slice normal, in mm.
+
+    Returns:
+        Circle radius in mm (float64, broadcast shape), at least 3 mm.
+    """
+    r = np.asarray(nodule_radius_mm, dtype=np.float64)
+    d = np.asarray(distance_mm, dtype=np.float64)
+    section = np.sqrt(np.maximum(r * r - d * d, 0.0))
+    section = np.maximum(section, 0.6 * r)
+    return np.maximum(section + np.maximum(2.0, 0.3 * r), 3.0)
+
+
+@dataclass(frozen=True)
+class PlaneMarkers:
+    """Everything needed to draw a set of findings on one plane, as arrays.
+
+    Args:
+        index: Position of each marker's finding in the finding tuple it came from.
+        u_mm, v_mm: Marker centres in screen mm.
+        first, last: Slice span (inclusive) along the plane's slice axis.
+        center_slice: Continuous slice coordinate of the centre.
+        radius_mm: Nodule radius (half the diameter) in mm.
+        spacing_slice: Slice spacing of the plane in mm.
+    """
+
+    index: np.ndarray
+    u_mm: np.ndarray
+    v_mm: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    center_slice: np.ndarray
+    radius_mm: np.ndarray
+    spacing_slice: float
+
+    def on_slice(self, slice_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Markers on one slice.
+
+        Returns:
+            ``(positions, circle_radius_mm)``: indices into :attr:`index` of the
+            markers the slice cuts, and their circle radii in mm.
+        """
+        hit = np.flatnonzero((self.first <= slice_index) & (slice_index <= self.last))
+        distance = np.abs(slice_index - self.center_slice[hit]) * self.spacing_slice
+        return hit, marker_radius_mm(self.radius_mm[hit], distance)
+
+
+def plane_markers(findings: Sequence[Finding], layout: PlaneLayout) -> PlaneMarkers:
+    """Marker geometry of findings on one plane (computed once per threshold change).
+
+    Args:
+        findings: The findings to draw.
+        layout: The plane's layout.
+
+    Returns:
+        Arrays of positions, spans and radii, one entry per finding.
+    """
+    n = len(findings)
+    if n == 0:
+        empty_f = np.zeros(0, dtype=np.float64)
+        empty_i = np.zeros(0, dtype=np.int64)
+        return PlaneMarkers(empty_i, empty_f, empty_f, empty_i, empty_i, empty_f, empty_f, layout.spacing_slice)
+    centres = np.array([f.candidate.center_irc for f in findings], dtype=np.float64)
+    uv = layout.to_screen(centres)
+    spans = np.array(
+        [slice_span(f.candidate, layout.slice_axis, layout.spacing_slice) for f in findings], dtype=np.int64
+    )
+    return PlaneMarkers(
+        index=np.arange(n, dtype=np.int64),
+        u_mm=uv[:, 0],
+        v_mm=uv[:, 1],
+        first=spans[:, 0],
+        last=spans[:, 1],
+        center_slice=centres[:, layout.slice_axis],
+        radius_mm=np.array([0.5 * float(f.candidate.diameter_mm) for f in findings], dtype=np.float64),
+        spacing_slice=layout.spacing_slice,
+    )
+
+
+def carry_marks(
+    old: Sequence[CandidateLike], new: Sequence[CandidateLike], marks: Mapping[int, Mark]
+) -> dict[int, Mark]:
+    """Move reader marks onto the candidates of a re-grouped result.
+
+    Re-grouping renumbers candidates; a mark follows to the new candidate whose
+    centre is nearest, if it lies within the old candidate's radius (at least 3 mm).
+
+    Args:
+        old: Candidates the marks refer to.
+        new: Candidates after re-grouping.
+        marks: Marks by old candidate id.
+
+    Returns:
+        Marks by new candidate id (marks with no close candidate are dropped).
+    """
+    if not marks or not new:
+        return {}
+    new_xyz = np.array([c.center_xyz for c in new], dtype=np.float64)
+    by_id = {int(c.id): c for c in old}
+    carried: dict[int, Mark] = {}
+    for old_id, mark in marks.items():
+        c = by_id.get(int(old_id))
+        if c is None:
+            continue
+        distance = np.linalg.norm(new_xyz - np.asarray(c.center_xyz, dtype=np.float64), axis=1)
+        k = int(np.argmin(distance))
+        if distance[k] <= max(3.0, 0.5 * float(c.diameter_mm)):
+            carried[int(new[k].id)] = mark
+    return carried

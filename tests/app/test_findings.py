@@ -1,0 +1,95 @@
+"""Threshold classes, marker geometry and carried marks (no Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from app.findings import (
+    FindingClass,
+    Mark,
+    Thresholds,
+    carry_marks,
+    classify,
+    marker_radius_mm,
+    plane_markers,
+    slice_span,
+)
+from app.planes import Plane, plane_layout
+from tests.app.fakes import make_candidate
+
+
+@pytest.fixture
+def ct(make_ct):
+    return make_ct(shape=(20, 40, 40), spacing_xyz=(0.8, 0.8, 2.0))
+
+
+def _cands(ct):
+    return (
+        make_candidate(ct, 1, (10, 20, 20), 0.95, 0.8, 12.0),
+        make_candidate(ct, 2, (5, 10, 10), 0.6, 0.2, 6.0),
+        make_candidate(ct, 3, (15, 30, 30), 0.42, 0.7, 5.0),
+        make_candidate(ct, 4, (12, 5, 30), 0.1, 0.9, 4.0),
+    )
+
+
+def test_classes_follow_thresholds(ct) -> None:
+    cands = _cands(ct)
+    fs = classify(cands, Thresholds(nodule=0.5, near_miss_band=0.2, malignancy=0.5))
+    assert fs.ids() == [1, 2, 3]  # highest p_nodule first; candidate 4 hidden
+    assert [f.klass for f in fs.findings] == [FindingClass.NODULE, FindingClass.NODULE, FindingClass.NEAR_MISS]
+    assert [f.malignant for f in fs.findings] == [True, False, True]
+    assert (fs.n_nodules, fs.n_malignant, fs.n_near_misses, fs.n_candidates) == (2, 1, 1, 4)
+    assert classify(cands, Thresholds(0.5, 0.0, 0.5)).ids() == [1, 2]  # no band, no near misses
+    assert classify(cands, Thresholds(0.7, 0.65, 0.5)).ids() == [1, 2, 3, 4]
+    assert classify(cands, Thresholds(0.5, 0.2, 0.75)).n_malignant == 1
+    assert classify((), Thresholds()).n_candidates == 0
+
+
+def test_marks_are_attached(ct) -> None:
+    fs = classify(_cands(ct), Thresholds(), {2: Mark.REJECTED})
+    assert fs.by_id(2).mark == Mark.REJECTED and fs.by_id(1).mark is None
+    assert fs.by_id(4) is None
+
+
+def test_slice_span_uses_the_box_or_the_diameter(ct) -> None:
+    c = make_candidate(ct, 1, (10, 20, 20), 0.9, 0.1, 8.0)  # 8 mm on 2 mm slices → ±2 slices
+    assert slice_span(c, 0, 2.0) == (8, 12)
+    no_box = type(c)(**{**c.__dict__, "bbox_irc": None})
+    assert slice_span(no_box, 0, 2.0) == (8, 12)
+
+
+def test_marker_radius_is_a_sphere_section_with_margin() -> None:
+    assert_allclose(marker_radius_mm(5.0, 0.0), 7.0)  # 5 mm + 2 mm margin
+    assert_allclose(marker_radius_mm(5.0, 4.0), 3.0 + 2.0)
+    assert_allclose(marker_radius_mm(5.0, 10.0), 0.6 * 5 + 2.0)  # floor at 60 %
+    assert_allclose(marker_radius_mm(0.5, 0.0), 3.0)  # never tiny
+    assert marker_radius_mm(np.array([2.0, 8.0]), np.array([0.0, 0.0])).shape == (2,)
+
+
+def test_markers_on_slices_in_each_plane(ct) -> None:
+    fs = classify(_cands(ct), Thresholds())
+    for plane in Plane:
+        layout = plane_layout(ct.geometry, ct.shape, plane)
+        pm = plane_markers(fs.findings, layout)
+        for k, f in enumerate(fs.findings):
+            first, last = slice_span(f.candidate, layout.slice_axis, layout.spacing_slice)
+            centre = int(round(f.candidate.center_irc[layout.slice_axis]))
+            hit, radius = pm.on_slice(centre)
+            assert k in hit
+            assert_allclose((pm.u_mm[k], pm.v_mm[k]), layout.to_screen(f.candidate.center_irc))
+            assert k not in pm.on_slice(last + 1)[0] and k not in pm.on_slice(first - 1)[0]
+            assert k in pm.on_slice(first)[0] and k in pm.on_slice(last)[0]
+            r_centre = radius[list(hit).index(k)]
+            assert r_centre == pytest.approx(float(marker_radius_mm(f.candidate.diameter_mm / 2, 0.0)))
+
+
+def test_carry_marks_to_regrouped_candidates(ct) -> None:
+    old = _cands(ct)
+    new = (
+        make_candidate(ct, 11, (10, 20, 21), 0.9, 0.8, 12.0),  # 0.8 mm from old 1
+        make_candidate(ct, 12, (18, 38, 38), 0.6, 0.2, 6.0),  # far from everything
+    )
+    carried = carry_marks(old, new, {1: Mark.ACCEPTED, 2: Mark.REJECTED, 99: Mark.ACCEPTED})
+    assert carried == {11: Mark.ACCEPTED}
