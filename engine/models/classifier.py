@@ -1,0 +1,92 @@
+"""The 3D nodule classifier (SPEC §2), also the malignancy classifier's architecture."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: Crop size the classifier is built for, in voxels (index, row, col).
+CROP_SHAPE: tuple[int, int, int] = (32, 48, 48)
+
+
+class ConvBlock3d(nn.Module):
+    """``Conv3d(k3,p1) → ReLU → Conv3d(k3,p1) → ReLU → MaxPool3d(2)``.
+
+    Args:
+        in_channels: Channels of the input.
+        out_channels: Channels of both convolutions' outputs.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1, bias=True)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv3d(out_channels, out_channels, kernel_size=3, padding=1, bias=True)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, D, H, W)`` → ``(N, C_out, D/2, H/2, W/2)``."""
+        x = self.relu1(self.conv1(x))
+        x = self.relu2(self.conv2(x))
+        return self.maxpool(x)
+
+
+class NoduleClassifier(nn.Module):
+    """Two-class 3D CNN on a ``(32, 48, 48)`` CT crop (nodule vs not, or malignant vs benign).
+
+    ``BatchNorm3d(in) → 4 × ConvBlock3d (c, 2c, 4c, 8c channels) → flatten →
+    Linear(8c·2·3·3, 2)``; returns the logits and their softmax. With the
+    defaults it has 222,220 parameters and the state-dict names of the book's
+    ``LunaModel`` (``tail_batchnorm``, ``block{1..4}.conv{1,2}``, ``head_linear``),
+    so book checkpoints load without renaming.
+
+    Args:
+        in_channels: Input channels (1: HU clipped to [-1000, 1000]).
+        conv_channels: Channels of the first block; each block doubles them.
+    """
+
+    def __init__(self, in_channels: int = 1, conv_channels: int = 8) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.conv_channels = conv_channels
+        c = conv_channels
+        self.tail_batchnorm = nn.BatchNorm3d(in_channels)
+        self.block1 = ConvBlock3d(in_channels, c)
+        self.block2 = ConvBlock3d(c, 2 * c)
+        self.block3 = ConvBlock3d(2 * c, 4 * c)
+        self.block4 = ConvBlock3d(4 * c, 8 * c)
+        pooled = [s // 16 for s in CROP_SHAPE]  # four 2× max-pools
+        self.head_linear = nn.Linear(8 * c * math.prod(pooled), 2)
+        self.head_softmax = nn.Softmax(dim=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal (fan_out, relu) weights; biases uniform in ±1/sqrt(fan_out)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv3d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, a=0, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    fan_out = module.weight.shape[0] * math.prod(module.weight.shape[2:])
+                    bound = 1.0 / math.sqrt(fan_out)
+                    nn.init.uniform_(module.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Classify a batch of crops.
+
+        Args:
+            x: ``(N, in_channels, 32, 48, 48)`` float crops, HU clipped to [-1000, 1000].
+
+        Returns:
+            ``(logits, probabilities)``, both ``(N, 2)``; column 1 is the positive
+            class (nodule, or malignant).
+        """
+        x = self.tail_batchnorm(x)
+        x = self.block1(x)
+        x = self.block2(x)
+        x = self.block3(x)
+        x = self.block4(x)
+        logits = self.head_linear(x.flatten(1))
+        return logits, self.head_softmax(logits)
