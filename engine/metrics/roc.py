@@ -51,9 +51,8 @@ class RocCurve:
             "n_negative": self.n_negative,
         }
         if include_curve:
-            out["fpr"] = [float(v) for v in self.fpr]
-            out["tpr"] = [float(v) for v in self.tpr]
-            out["thresholds"] = [float(v) if np.isfinite(v) else None for v in self.thresholds]
+            for name in ("fpr", "tpr", "thresholds"):
+                out[name] = [float(v) if np.isfinite(v) else None for v in getattr(self, name)]
         return out
 
 
