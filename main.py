@@ -15,6 +15,7 @@ import sys
 #: Subcommand name → module implementing ``DESCRIPTION``, ``add_arguments`` and ``run``.
 COMMANDS: dict[str, str] = {
     "info": "engine.commands.info",
+    "evaluate": "engine.commands.evaluate",
 }
 #: Subcommands that take over the rest of the command line themselves.
 PASSTHROUGH: dict[str, str] = {}
