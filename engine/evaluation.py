@@ -229,6 +229,8 @@ def evaluate_dataset(
     excluded_by_series = group_by_series(index.excluded)
     at_annotation = settings.malignancy_at == "annotation" and classify_at is not None
     notes: list[str] = []
+    if not index.has_malignancy:
+        notes.append("the dataset has no malignancy labels: every nodule is counted in the Benign row")
     if settings.malignancy_at == "annotation" and classify_at is None:
         notes.append("the detector cannot classify at given points: malignancy scored from matched detections")
     report = progress or (lambda fraction, text: None)

@@ -231,3 +231,45 @@ def test_outputs_and_report(dataset: LunaIndex, tmp_path: Path) -> None:
     assert "2 of 3 nodules found" not in text and "1 of 3 nodules found (33.3%)" in text
     assert "CPM" in text and "0.714" in text
     assert "model AUC 0.500   diameter baseline AUC 0.500" in text
+
+
+class NoMalignancyDetector(FakeDetector):
+    """A detector run without a malignancy model: p_malignant is None."""
+
+    def detect(self, ct, progress=None, cancelled=None):
+        result = super().detect(ct, progress, cancelled)
+        for c in result.candidates:
+            c.p_malignant = None
+        return result
+
+
+def test_without_a_malignancy_model(dataset: LunaIndex, tmp_path: Path) -> None:
+    settings = EvaluationSettings(split="all", bootstrap_samples=0, malignancy_at="match")
+    result = evaluate_dataset(dataset, NoMalignancyDetector(), tmp_path / "out", settings)
+    assert not result.has_malignancy_model
+    # every nodule call is a Pred. Benign ("predicted nodule")
+    assert result.confusion.counts == ((0, 1, 3, 0), (0, 1, 0, 0), (0, 1, 1, 0))
+    assert result.malignancy.source == "none" and result.malignancy.model is None
+    assert result.malignancy.baseline_all.auc == pytest.approx(0.5)
+    text = format_report(result)
+    assert "Pred. Nodule" in text and "Pred. Malignant" not in text
+    assert "no malignancy probabilities" in text
+    assert json.loads(write_outputs(result)["report"].read_text())["malignancy"]["model"] is None
+
+
+def test_dataset_without_malignancy_labels(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "luna")
+    labelled = (root / "annotations_with_malignancy.csv").read_text().splitlines()
+    plain = [",".join(line.split(",")[:5]) for line in labelled]
+    (root / "annotations.csv").write_text("\n".join(plain) + "\n")
+    (root / "annotations_with_malignancy.csv").unlink()
+    result = evaluate_dataset(
+        LunaIndex.open(root), FakeDetector(), tmp_path / "out", ALL, classify_at=classify_at
+    )
+    # unknown labels go to the Benign row
+    assert result.confusion.counts[1:] == ((0, 2, 0, 1), (0, 0, 0, 0))
+    assert result.froc.cpm == pytest.approx(5 / 7)
+    assert result.malignancy.source == "none" and "no malignancy labels" in result.malignancy.note
+    assert result.malignancy.n_labelled == 0
+    assert any("counted in the Benign row" in n for n in result.notes)
+    write_outputs(result)  # plots and JSON cope with empty curves

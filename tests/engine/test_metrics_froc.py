@@ -233,3 +233,46 @@ def test_vectorised_bootstrap_equals_recomputing_each_resample() -> None:
     for row, idx in zip(boot, draws):
         expected = compute_froc([scans[i] for i in idx], bootstrap_samples=0).sensitivities
         assert_allclose(row, expected)
+
+
+def _reference_score(nodules, excluded, marks, max_marks):
+    """The official script's scoring written as plain loops (independent of the vectorised code)."""
+    probs = sorted((p for _, p in marks), reverse=True)
+    if len(marks) > max_marks:
+        cut = probs[max_marks]
+        marks = [m for m in marks if m[1] > cut]
+    remaining = dict(enumerate(marks))
+    best, ignored, extra = [], 0, 0
+    findings = [(xyz, d, True) for xyz, d in nodules] + [(xyz, d, False) for xyz, d in excluded]
+    for xyz, diameter, included in findings:
+        radius = (10.0 if diameter < 0 else diameter) / 2
+        hits = [k for k, (m_xyz, _) in enumerate(marks) if sum((a - b) ** 2 for a, b in zip(xyz, m_xyz)) < radius**2]
+        if included:
+            extra += max(len(hits) - 1, 0)
+            best.append(max((marks[k][1] for k in hits), default=float("nan")))
+            for k in hits:
+                remaining.pop(k, None)
+    for xyz, diameter, included in findings:
+        if not included:
+            radius = (10.0 if diameter < 0 else diameter) / 2
+            for k, (m_xyz, _) in list(remaining.items()):
+                if sum((a - b) ** 2 for a, b in zip(xyz, m_xyz)) < radius**2:
+                    remaining.pop(k)
+                    ignored += 1
+    return best, sorted(p for _, p in remaining.values()), ignored, extra
+
+
+def test_scan_scoring_agrees_with_a_loop_reference() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        nodules = [(tuple(rng.uniform(-20, 20, 3)), float(rng.uniform(3, 20))) for _ in range(rng.integers(0, 4))]
+        excluded = [(tuple(rng.uniform(-20, 20, 3)), float(rng.choice([-1.0, 6.0, 12.0]))) for _ in range(rng.integers(0, 3))]
+        marks = [(tuple(rng.uniform(-22, 22, 3)), float(rng.choice([0.1, 0.3, 0.5, 0.7, 0.9]))) for _ in range(rng.integers(0, 40))]
+        best, fps, ignored, extra = _reference_score(nodules, excluded, marks, max_marks=25)
+        got = score_scan_records(
+            "s", [ann(x, d) for x, d in nodules], [ann(x, d) for x, d in excluded], [mark(x, p) for x, p in marks],
+            max_marks=25,
+        )
+        assert_array_equal(got.nodule_probabilities, best)
+        assert sorted(got.fp_probabilities) == fps
+        assert (got.n_ignored, got.n_extra_hits) == (ignored, extra)
