@@ -100,6 +100,10 @@ class DeviceError(EngineError):
     """The requested compute device is not available."""
 
 
+class TrainingRunError(EngineError):
+    """A training run cannot start or resume (its folder exists already, nothing to resume, ...)."""
+
+
 # --- application resources ----------------------------------------------------
 class ResourceFileError(EngineError):
     """A file shipped in resources/ (window/level presets, ...) is missing or malformed."""
