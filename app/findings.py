@@ -34,7 +34,7 @@ class CandidateLike(Protocol):
     p_malignant: float
     voxel_count: int
     diameter_mm: float
-    bbox_irc: Any  # ((lo_i, lo_r, lo_c), (hi_i, hi_r, hi_c)), inclusive voxel indices
+    bbox_irc: Any  # ((lo_i, lo_r, lo_c), (hi_i, hi_r, hi_c)): lo inclusive, hi exclusive
 
 
 class FindingClass(IntEnum):
@@ -177,8 +177,9 @@ def classify(
 def slice_span(candidate: CandidateLike, axis: int, spacing_mm: float) -> tuple[int, int]:
     """The slices (inclusive) along an array axis that a candidate spans.
 
-    Uses the candidate's bounding box; without one, the centre plus and minus
-    half the diameter.
+    Uses the candidate's bounding box (``hi`` exclusive, as the engine's
+    ``Candidate.bbox_irc``); without one, the centre plus and minus half the
+    diameter.
 
     Args:
         candidate: The candidate.
@@ -191,7 +192,7 @@ def slice_span(candidate: CandidateLike, axis: int, spacing_mm: float) -> tuple[
     bbox = getattr(candidate, "bbox_irc", None)
     if bbox is not None:
         lo, hi = bbox
-        return int(lo[axis]), int(max(lo[axis], hi[axis]))
+        return int(lo[axis]), int(max(lo[axis], hi[axis] - 1))
     centre = float(candidate.center_irc[axis])
     half = 0.5 * float(candidate.diameter_mm) / spacing_mm
     return int(np.floor(centre - half + 0.5)), int(np.floor(centre + half + 0.5))

@@ -1,0 +1,209 @@
+"""Controllers between the window and the workers: opening a series, running Detect.
+
+Each controller lives in the GUI thread, starts one worker at a time on a
+``QThread`` (:class:`~app.workers.ThreadPool`), and turns the worker's
+signals into state changes and its own signals for the widgets. Widgets never
+talk to workers directly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.state import ViewerState
+from app.workers import DetectorProvider, DetectWorker, LoadRequest, LoadWorker, ThreadPool
+
+
+class LoadController(QObject):
+    """Opens CT files, DICOM folders and the demo series in the background.
+
+    A load that fails leaves the state untouched (the previous volume stays).
+
+    Signals:
+        started(str): what is being opened.
+        progress(float, str): fraction (negative: unknown) and stage text.
+        loaded(object, object): the ``CtVolume`` (already set on the state) and its path.
+        series_found(object, object): folder and its series list (after
+            ``idle``); call :meth:`open` again with the chosen ``series_uid``.
+        failed(str): the error message, naming the file and the problem.
+        idle(): the load ended (whatever the outcome).
+    """
+
+    started = Signal(str)
+    progress = Signal(float, str)
+    loaded = Signal(object, object)
+    series_found = Signal(object, object)
+    failed = Signal(str)
+    idle = Signal()
+
+    def __init__(self, state: ViewerState, pool: ThreadPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.pool = pool
+        self._worker: LoadWorker | None = None
+        self._choice: tuple[Any, Any] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while a load runs."""
+        return self._worker is not None
+
+    def open(self, path: str | Path | None, series_uid: str | None = None) -> bool:
+        """Start opening ``path`` (None: the demo series). Returns False when a load already runs."""
+        if self._worker is not None:
+            return False
+        request = LoadRequest(path=None if path is None else Path(path), series_uid=series_uid)
+        worker = LoadWorker(request)
+        worker.progress.connect(self._on_progress)
+        worker.loaded.connect(self._on_loaded)
+        worker.series_found.connect(self._on_series_found)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.started.emit("demo series" if path is None else Path(path).name)
+        self.pool.start(worker)
+        return True
+
+    @Slot(float, str)
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.progress.emit(fraction, text)
+
+    @Slot(object, object)
+    def _on_loaded(self, ct: Any, path: Any) -> None:
+        self.state.set_volume(ct)
+        self.loaded.emit(ct, path)
+
+    @Slot(object, object)
+    def _on_series_found(self, folder: Any, series: Any) -> None:
+        self._choice = (folder, series)  # reported once the worker is done, so open() can be called at once
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.failed.emit(message)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.idle.emit()
+        if self._choice is not None:
+            folder, series = self._choice
+            self._choice = None
+            self.series_found.emit(folder, series)
+
+
+class DetectController(QObject):
+    """Runs Detect and re-grouping for the open volume, one run at a time.
+
+    A cancelled or failed run leaves the previous result on the state. A result
+    that arrives after the user opened another volume is dropped.
+
+    Args:
+        state: The viewer state (volume in, result out).
+        provider: Builds and keeps the detector (in the worker thread).
+        pool: Starts the worker threads.
+
+    Signals:
+        started(str): ``"detect"`` or ``"regroup"``.
+        progress(float, str): fraction and stage.
+        done(object): the new result (already set on the state).
+        failed(str): the error message.
+        cancelled(): the run stopped at the user's request.
+        busy_changed(bool): a run started or ended.
+    """
+
+    started = Signal(str)
+    progress = Signal(float, str)
+    done = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, state: ViewerState, provider: DetectorProvider, pool: ThreadPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.provider = provider
+        self.pool = pool
+        self._worker: DetectWorker | None = None
+        self._kind = ""
+        self._ct: Any = None
+        self._t0 = 0.0
+        self.last_elapsed = 0.0
+        self.last_kind = ""
+
+    @property
+    def busy(self) -> bool:
+        """True while a run is in progress."""
+        return self._worker is not None
+
+    @property
+    def kind(self) -> str:
+        """``"detect"`` or ``"regroup"`` while running, else ``""``."""
+        return self._kind if self._worker is not None else ""
+
+    def elapsed(self) -> float:
+        """Seconds since the current run started (the last run's duration when idle)."""
+        return time.perf_counter() - self._t0 if self._worker is not None else self.last_elapsed
+
+    def detect(self) -> bool:
+        """Start Detect on the open volume. Returns False with no volume or while a run is in progress."""
+        ct = self.state.volume
+        if ct is None or self._worker is not None:
+            return False
+        return self._start(DetectWorker(self.provider, ct), "detect")
+
+    def regroup(self, seg_threshold: float) -> bool:
+        """Re-group the current result at another segmentation threshold (no new segmentation)."""
+        ct, result = self.state.volume, self.state.result
+        if ct is None or result is None or self._worker is not None:
+            return False
+        if abs(float(seg_threshold) - float(result.seg_threshold)) < 1e-9:
+            return False
+        return self._start(DetectWorker(self.provider, ct, regroup_from=result, seg_threshold=seg_threshold), "regroup")
+
+    def cancel(self) -> None:
+        """Ask the running worker to stop (it reports ``cancelled`` soon after)."""
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def _start(self, worker: DetectWorker, kind: str) -> bool:
+        worker.progress.connect(self._on_progress)
+        worker.done.connect(self._on_done)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.finished.connect(self._on_finished)
+        self._worker, self._kind, self._ct = worker, kind, worker.ct
+        self.last_kind = kind
+        self._t0 = time.perf_counter()
+        self.started.emit(kind)
+        self.busy_changed.emit(True)
+        self.pool.start(worker)
+        return True
+
+    @Slot(float, str)
+    def _on_progress(self, fraction: float, stage: str) -> None:
+        self.progress.emit(fraction, stage)
+
+    @Slot(object)
+    def _on_done(self, result: Any) -> None:
+        if self.state.volume is not self._ct:
+            return  # the user opened another series meanwhile
+        self.state.set_result(result, regrouped=self._kind == "regroup")
+        self.done.emit(result)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.failed.emit(message)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self.cancelled.emit()
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self.last_elapsed = time.perf_counter() - self._t0
+        self._worker, self._ct = None, None
+        self.busy_changed.emit(False)

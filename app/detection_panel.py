@@ -1,0 +1,265 @@
+"""The CAD panel: Detect with progress and Cancel, the live thresholds, and the overlay controls.
+
+Threshold sliders write straight to the state, so markers, table and counts
+follow while the slider moves; nothing is re-run. The segmentation slider is
+the exception: it asks for a re-group (debounced), which runs in the
+background from the stored probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.controllers import DetectController
+from app.state import OverlayMode, ViewerState
+
+#: Shown next to results from the bundled demo models.
+DEMO_DISCLAIMER = "Demo model trained on synthetic data — not for clinical use."
+#: Shown next to results from any other models.
+DISCLAIMER = "Research software — not for clinical use."
+#: Delay before a moved segmentation slider triggers a re-group, in ms.
+REGROUP_DELAY_MS = 400
+
+
+class _ProbabilitySlider(QWidget):
+    """A horizontal slider over [lo, hi] in hundredths, with its value shown."""
+
+    def __init__(self, lo: float, hi: float, on_change: Callable[[float], None]) -> None:
+        super().__init__()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(int(round(lo * 100)), int(round(hi * 100)))
+        self.slider.setPageStep(5)
+        self.value_label = QLabel()
+        self.value_label.setMinimumWidth(34)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.value_label)
+        self._on_change = on_change
+        self.slider.valueChanged.connect(self._changed)
+        self.value_label.setText(f"{self.slider.value() / 100:.2f}")
+
+    def _changed(self, value: int) -> None:
+        self.value_label.setText(f"{value / 100:.2f}")
+        self._on_change(value / 100)
+
+    def value(self) -> float:
+        """The slider's value in [lo, hi]."""
+        return self.slider.value() / 100
+
+    def set_value(self, value: float) -> None:
+        """Move the slider without calling back."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(round(value * 100)))
+        self.slider.blockSignals(False)
+        self.value_label.setText(f"{self.slider.value() / 100:.2f}")
+
+
+class DetectionPanel(QWidget):
+    """Detect/Cancel, progress, thresholds and overlay controls, bound to the state.
+
+    Args:
+        state: The viewer state.
+        controller: Runs Detect and re-grouping.
+
+    Signals:
+        detect_requested(): the Detect button was pressed.
+    """
+
+    detect_requested = Signal()
+
+    def __init__(self, state: ViewerState, controller: DetectController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.controller = controller
+        self._stage_text = ""
+        self._build()
+        self._clock = QTimer(self, interval=100)
+        self._clock.timeout.connect(self._tick)
+        self._regroup_timer = QTimer(self, singleShot=True, interval=REGROUP_DELAY_MS)
+        self._regroup_timer.timeout.connect(self._request_regroup)
+        controller.started.connect(self._on_started)
+        controller.progress.connect(self._on_progress)
+        controller.done.connect(self._on_done)
+        controller.failed.connect(self._on_failed)
+        controller.cancelled.connect(self._on_cancelled)
+        controller.busy_changed.connect(self._on_busy)
+        self._unsubscribe = [
+            state.subscribe("volume", self._update_enabled),
+            state.subscribe("result", self._on_result),
+            state.subscribe("findings", self._sync_thresholds),
+            state.subscribe("overlay", self._sync_overlay),
+            state.subscribe("cad", self._sync_overlay),
+        ]
+        self.destroyed.connect(lambda *_: [off() for off in self._unsubscribe])
+        self._sync_thresholds()
+        self._sync_overlay()
+        self._update_enabled()
+
+    def _build(self) -> None:
+        self.detect_button = QPushButton("Detect")
+        self.detect_button.setObjectName("detectButton")
+        self.detect_button.setToolTip("Find nodule candidates in the open series (Ctrl+D)")
+        self.detect_button.clicked.connect(self.detect_requested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.controller.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(8)
+        self.stage = QLabel("Open a series, then Detect.")
+        self.stage.setWordWrap(True)
+        self.disclaimer = QLabel("")
+        self.disclaimer.setObjectName("disclaimer")
+        self.disclaimer.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.detect_button, 1)
+        buttons.addWidget(self.cancel_button)
+
+        thresholds = QGroupBox("Thresholds (live)")
+        form = QFormLayout(thresholds)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.nodule_slider = _ProbabilitySlider(0.0, 1.0, lambda v: self.state.set_thresholds(nodule=v))
+        self.nodule_slider.setToolTip("Candidates with p(nodule) at or above this are nodules")
+        self.band_slider = _ProbabilitySlider(0.0, 0.5, lambda v: self.state.set_thresholds(near_miss_band=v))
+        self.band_slider.setToolTip("Candidates this far below the nodule threshold show as near misses (dashed)")
+        self.malignancy_slider = _ProbabilitySlider(0.0, 1.0, lambda v: self.state.set_thresholds(malignancy=v))
+        self.malignancy_slider.setToolTip("Findings with p(malignant) at or above this are drawn red")
+        self.seg_slider = _ProbabilitySlider(0.05, 0.95, self._seg_moved)
+        self.seg_slider.setToolTip(
+            "Segmentation threshold: lower finds more (and fainter) candidates. "
+            "Re-groups the stored probabilities; the network is not run again."
+        )
+        form.addRow("Nodule p ≥", self.nodule_slider)
+        form.addRow("Near-miss band", self.band_slider)
+        form.addRow("Malignant p ≥", self.malignancy_slider)
+        form.addRow("Segmentation", self.seg_slider)
+
+        display = QGroupBox("Display")
+        dform = QFormLayout(display)
+        self.overlay_mode = QComboBox()
+        for mode, text in ((OverlayMode.PROBABILITY, "Probability"), (OverlayMode.MASK, "Mask"), (OverlayMode.OFF, "Off")):
+            self.overlay_mode.addItem(text, mode.value)
+        self.overlay_mode.currentIndexChanged.connect(
+            lambda _i: self.state.set_overlay_mode(self.overlay_mode.currentData())
+        )
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.valueChanged.connect(lambda v: self.state.set_overlay_opacity(v / 100))
+        self.hide_cad = QCheckBox("Hide CAD marks (H)")
+        self.hide_cad.setToolTip("Hide markers and overlay for a first read without CAD")
+        self.hide_cad.toggled.connect(self.state.set_hide_cad)
+        dform.addRow("Overlay", self.overlay_mode)
+        dform.addRow("Opacity", self.opacity)
+        dform.addRow(self.hide_cad)
+
+        box = QVBoxLayout(self)
+        box.addLayout(buttons)
+        box.addWidget(self.progress)
+        box.addWidget(self.stage)
+        box.addWidget(self.disclaimer)
+        box.addWidget(thresholds)
+        box.addWidget(display)
+        box.addStretch(1)
+
+    # --- controller → panel ---------------------------------------------------------
+    def _on_started(self, kind: str) -> None:
+        self.progress.setValue(0)
+        self.stage.setText("Re-grouping…" if kind == "regroup" else "Starting…")
+        self._clock.start()
+
+    def _on_progress(self, fraction: float, stage: str) -> None:
+        self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        self._stage_text = stage
+        self._tick()
+
+    def _tick(self) -> None:
+        stage = self._stage_text
+        verb = "Re-grouping" if self.controller.kind == "regroup" else "Detecting"
+        self.stage.setText(f"{verb}: {stage}   {self.controller.elapsed():.1f} s")
+
+    def _on_done(self, result: Any) -> None:
+        self.progress.setValue(1000)
+        timings = dict(getattr(result, "timings", {}) or {})
+        total = float(timings.pop("total", self.controller.elapsed()))
+        parts = ", ".join(f"{k.replace('_', ' ')} {float(v):.1f} s" for k, v in timings.items())
+        device = getattr(result, "device", "?")
+        verb = "Re-grouped" if self.controller.last_kind == "regroup" else "Detected"
+        lines = [f"{verb} in {total:.1f} s on {device}" + (f" ({parts})" if parts else "")]
+        lines += [str(m) for m in getattr(result, "messages", ()) or ()]
+        self.stage.setText("\n".join(lines))
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.setValue(0)
+        self.stage.setText("Detection failed — see the message. The previous result is kept.")
+
+    def _on_cancelled(self) -> None:
+        self.progress.setValue(0)
+        self.stage.setText("Cancelled — the previous result is kept.")
+        self.seg_slider.set_value(self.state.seg_threshold)
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self._clock.stop()
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        busy = self.controller.busy
+        has_volume = self.state.volume is not None
+        self.detect_button.setEnabled(has_volume and not busy)
+        self.cancel_button.setEnabled(busy)
+        self.seg_slider.setEnabled(self.state.result is not None and not busy)
+        if not has_volume:
+            self.stage.setText("Open a series, then Detect.")
+
+    # --- state → panel ----------------------------------------------------------------
+    def _on_result(self) -> None:
+        result = self.state.result
+        self.seg_slider.set_value(self.state.seg_threshold)
+        if result is None:
+            self.disclaimer.setText("")
+        else:
+            self.disclaimer.setText(DEMO_DISCLAIMER if self.controller.provider.demo else DISCLAIMER)
+        self._update_enabled()
+
+    def _sync_thresholds(self) -> None:
+        t = self.state.thresholds
+        self.nodule_slider.set_value(t.nodule)
+        self.band_slider.set_value(t.near_miss_band)
+        self.malignancy_slider.set_value(t.malignancy)
+
+    def _sync_overlay(self) -> None:
+        self.overlay_mode.blockSignals(True)
+        self.overlay_mode.setCurrentIndex(self.overlay_mode.findData(self.state.overlay_mode.value))
+        self.overlay_mode.blockSignals(False)
+        self.opacity.blockSignals(True)
+        self.opacity.setValue(int(round(self.state.overlay_opacity * 100)))
+        self.opacity.blockSignals(False)
+        self.hide_cad.blockSignals(True)
+        self.hide_cad.setChecked(self.state.hide_cad)
+        self.hide_cad.blockSignals(False)
+
+    # --- segmentation threshold ---------------------------------------------------------
+    def _seg_moved(self, _value: float) -> None:
+        if hasattr(self, "_regroup_timer"):
+            self._regroup_timer.start()
+
+    def _request_regroup(self) -> None:
+        if not self.controller.regroup(self.seg_slider.value()) and not self.controller.busy:
+            self.seg_slider.set_value(self.state.seg_threshold)

@@ -1,0 +1,478 @@
+"""The main window: three linked views, the CAD and findings docks, menus, status bar.
+
+The window wires widgets, controllers and the state together; it holds no
+viewing state itself. Docks are ordinary ``QDockWidget``\\ s and menus are
+built in one place, so later panels (the training panel, the Models menu) are
+added with :meth:`MainWindow.add_dock` and :meth:`MainWindow.menu`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QWidget,
+)
+
+from app.controllers import DetectController, LoadController
+from app.crop_preview import CropPreviewPanel
+from app.detection_panel import DetectionPanel
+from app.dialogs import SeriesChooserDialog, show_about, show_shortcuts
+from app.findings import Mark
+from app.findings_panel import FindingsPanel
+from app.planes import Plane
+from app.readout import readout_at
+from app.settings import AppSettings
+from app.slice_view import SliceView
+from app.state import OverlayMode, ViewerState
+from app.windowing import Preset, load_presets
+from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
+from engine.ct import VOLUME_SUFFIXES
+
+#: File ▸ Open's filter.
+OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"
+APP_TITLE = "LungCAD"
+
+
+class MainWindow(QMainWindow):
+    """The viewer's window.
+
+    Args:
+        state: The viewer state (a new one by default).
+        settings: Persistent settings (``$LUNGCAD_SETTINGS`` or the user's by default).
+        detector_factory: Builds the detector in the worker thread (default: the
+            engine's bundled demo models); tests pass a fake.
+        demo_models: Whether that detector runs the demo models (default: True
+            exactly when ``detector_factory`` is None).
+        presets: Window/level presets (default: ``resources/presets.json``).
+    """
+
+    def __init__(
+        self,
+        state: ViewerState | None = None,
+        settings: AppSettings | None = None,
+        detector_factory: DetectorFactory | None = None,
+        presets: tuple[Preset, ...] | None = None,
+        demo_models: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.state = state or ViewerState()
+        self.settings = settings or AppSettings()
+        self.presets = presets if presets is not None else load_presets()
+        self.pool = ThreadPool(self)
+        self.provider = DetectorProvider(
+            detector_factory or default_detector, demo=(detector_factory is None) if demo_models is None else demo_models
+        )
+        self.loader = LoadController(self.state, self.pool, self)
+        self.detector = DetectController(self.state, self.provider, self.pool, self)
+        self.current_path: Path | None = None
+        self._menus: dict[str, QMenu] = {}
+        self.actions_: dict[str, QAction] = {}
+        self.setWindowTitle(f"{APP_TITLE} — not for clinical use")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self._build_views()
+        self._build_docks()
+        self._build_status_bar()
+        self._build_menus()
+        self._wire()
+        self._restore_settings()
+
+    # --- construction ---------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.views = {plane: SliceView(self.state, plane) for plane in Plane}
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.views[Plane.CORONAL])
+        right.addWidget(self.views[Plane.SAGITTAL])
+        self.view_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.view_splitter.addWidget(self.views[Plane.AXIAL])
+        self.view_splitter.addWidget(right)
+        self.view_splitter.setStretchFactor(0, 3)
+        self.view_splitter.setStretchFactor(1, 2)
+        self.side_splitter = right
+        self.setCentralWidget(self.view_splitter)
+        for view in self.views.values():
+            view.hovered.connect(self._show_readout)
+
+    def add_dock(self, title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Add a panel as a dock (its layout is saved and restored with the window)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.detection_panel = DetectionPanel(self.state, self.detector)
+        self.findings_panel = FindingsPanel(self.state)
+        self.crop_panel = CropPreviewPanel(self.state)
+        self.docks = {
+            "cad": self.add_dock("CAD", self.detection_panel, "cadDock"),
+            "findings": self.add_dock("Findings", self.findings_panel, "findingsDock"),
+            "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
+        }
+        self.resizeDocks(list(self.docks.values()), [470, 470, 470], Qt.Orientation.Horizontal)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.readout_label = QLabel("")
+        self.readout_label.setMinimumWidth(460)
+        self.series_label = QLabel("")
+        self.model_label = QLabel("")
+        self.load_progress = QProgressBar()
+        self.load_progress.setMaximumWidth(180)
+        self.load_progress.setFixedHeight(14)
+        self.load_progress.hide()
+        bar.addWidget(self.readout_label, 1)
+        bar.addPermanentWidget(self.load_progress)
+        bar.addPermanentWidget(self.series_label)
+        bar.addPermanentWidget(self.model_label)
+
+    def menu(self, title: str) -> QMenu:
+        """The menu called ``title`` (created, in order, on first use)."""
+        if title not in self._menus:
+            self._menus[title] = self.menuBar().addMenu(title)
+        return self._menus[title]
+
+    def _action(self, name: str, text: str, slot: Any, shortcut: str | QKeySequence.StandardKey | None = None,
+                tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.actions_[name] = action
+        return action
+
+    def _build_menus(self) -> None:
+        a = self._action
+        file = self.menu("&File")
+        file.addAction(a("open", "&Open…", self.ask_open_file, QKeySequence.StandardKey.Open, "Open a CT file (.mhd, .mha, NIfTI, NRRD)"))
+        file.addAction(a("open_dicom", "Open &DICOM folder…", self.ask_open_dicom, "Ctrl+Shift+O", "Open a DICOM series folder"))
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file.addAction(a("demo", "Load d&emo series", self.open_demo, None, "Open the built-in synthetic chest CT"))
+        file.addSeparator()
+        file.addAction(a("export_csv", "Export findings as LUNA16 &CSV…", lambda: self.export("csv")))
+        file.addAction(a("export_json", "Export findings as &JSON…", lambda: self.export("json")))
+        file.addAction(a("snapshot", "Save &snapshot (PNG)…", lambda: self.export("png"), "Ctrl+Shift+S"))
+        file.addSeparator()
+        file.addAction(a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit))
+
+        view = self.menu("&View")
+        presets = view.addMenu("Window/level &presets")
+        for preset in self.presets:
+            action = a(f"preset:{preset.name}", f"{preset.name}  (W {preset.window.width:.0f} / L {preset.window.level:.0f})",
+                       lambda _c=False, p=preset: self.apply_preset(p), preset.key or None)
+            presets.addAction(action)
+        view.addAction(a("reset_view", "&Reset view", self.reset_views, "R", "Fit all three views (undo zoom and pan)"))
+        view.addAction(a("crosshair", "Show &crosshair", self._toggle_crosshair, "C", checkable=True))
+        self.actions_["crosshair"].setChecked(True)
+        view.addSeparator()
+        view.addAction(a("hide_cad", "&Hide CAD marks", self.state.set_hide_cad, "H", "Hide markers and overlay", checkable=True))
+        view.addAction(a("overlay", "Segmentation &overlay", self._toggle_overlay, "O", checkable=True))
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+        analysis = self.menu("&Analysis")
+        analysis.addAction(a("detect", "&Detect", self.run_detect, "Ctrl+D", "Find nodule candidates in the open series"))
+        analysis.addAction(a("cancel", "&Cancel detection", self.detector.cancel, "Esc"))
+        analysis.addSeparator()
+        analysis.addAction(a("next", "&Next finding", lambda: self.findings_panel.step(+1), "N"))
+        analysis.addAction(a("previous", "&Previous finding", lambda: self.findings_panel.step(-1), "P"))
+        analysis.addAction(a("accept", "&Accept finding", lambda: self.findings_panel.mark_selected(Mark.ACCEPTED), "A"))
+        analysis.addAction(a("reject", "Re&ject finding", lambda: self.findings_panel.mark_selected(Mark.REJECTED), "X"))
+        analysis.addAction(a("clear_mark", "C&lear review mark", lambda: self.findings_panel.mark_selected(None), "U"))
+
+        help_menu = self.menu("&Help")
+        help_menu.addAction(a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(a("about", "&About LungCAD", lambda: show_about(self)))
+
+    def _wire(self) -> None:
+        self.loader.started.connect(self._on_load_started)
+        self.loader.progress.connect(self._on_load_progress)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.series_found.connect(self._on_series_found)
+        self.loader.failed.connect(lambda message: self.report_error("Cannot open", message))
+        self.loader.idle.connect(self._on_load_idle)
+        self.detector.failed.connect(lambda message: self.report_error("Detection failed", message))
+        self.detector.done.connect(self._on_detected)
+        self.detector.cancelled.connect(lambda: self.statusBar().showMessage("Detection cancelled; the previous result is kept.", 5000))
+        self.detector.busy_changed.connect(self._update_actions)
+        self.detection_panel.detect_requested.connect(self.run_detect)
+        self.findings_panel.export_requested.connect(self.export)
+        for event in ("volume", "result", "findings", "selection"):
+            self.state.subscribe(event, self._update_actions)
+        self.state.subscribe("cad", lambda: self.actions_["hide_cad"].setChecked(self.state.hide_cad))
+        self.state.subscribe("overlay", self._sync_overlay_action)
+        self._sync_overlay_action()
+        self._update_actions()
+
+    # --- opening ------------------------------------------------------------------------
+    def open_path(self, path: str | Path, series_uid: str | None = None) -> bool:
+        """Open a CT file or DICOM folder in the background. False while another load runs."""
+        return self.loader.open(Path(path), series_uid)
+
+    def open_demo(self) -> bool:
+        """Open the built-in demo series (generated on first use)."""
+        return self.loader.open(None)
+
+    def ask_open_file(self) -> None:
+        """File ▸ Open."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CT volume", self._last_folder(), OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def ask_open_dicom(self) -> None:
+        """File ▸ Open DICOM folder."""
+        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM series folder", self._last_folder())
+        if folder:
+            self.open_path(folder)
+
+    def _last_folder(self) -> str:
+        recent = self.settings.recent_files()
+        if not recent:
+            return str(Path.home())
+        path = Path(recent[0])
+        return str(path if path.is_dir() else path.parent)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        for path in recent:
+            self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent_files)
+
+    def _on_load_started(self, what: str) -> None:
+        self.load_progress.setRange(0, 0)
+        self.load_progress.show()
+        self.statusBar().showMessage(f"Opening {what}…")
+
+    def _on_load_progress(self, fraction: float, text: str) -> None:
+        if fraction < 0:
+            self.load_progress.setRange(0, 0)
+        else:
+            self.load_progress.setRange(0, 1000)
+            self.load_progress.setValue(int(fraction * 1000))
+        if text:
+            self.statusBar().showMessage(f"{text}…")
+
+    def _on_load_idle(self) -> None:
+        self.load_progress.hide()
+
+    def _on_loaded(self, ct: Any, path: Any) -> None:
+        self.detector.cancel()
+        self.current_path = Path(path)
+        demo = self.current_path.parent.name == "demo"
+        if not demo:
+            self.settings.add_recent_file(self.current_path)
+        name = self.current_path.name
+        self.setWindowTitle(f"{name} — {APP_TITLE} — not for clinical use")
+        sx, sy, sz = ct.geometry.spacing_xyz
+        nz, ny, nx = ct.shape
+        self.series_label.setText(f"{nx}×{ny}×{nz}  {sx:.2f}×{sy:.2f}×{sz:.2f} mm")
+        self.series_label.setToolTip(f"{ct.source_path}\nseries {ct.series_uid}")
+        notes = list(ct.notes) + [f"warning: {w}" for w in ct.warnings]
+        message = f"Opened {name}" + (f" — {'; '.join(notes)}" if notes else "")
+        self.statusBar().showMessage(message, 15000 if notes else 5000)
+        self.views[Plane.AXIAL].canvas.setFocus()
+
+    def _on_series_found(self, folder: Any, series: Any) -> None:
+        uid = self.choose_series(Path(folder), series)
+        if uid is not None:
+            self.open_path(folder, uid)
+        else:
+            self.statusBar().showMessage("Opening cancelled.", 3000)
+
+    def choose_series(self, folder: Path, series: Any) -> str | None:
+        """Ask which series of a DICOM folder to open (tests replace this)."""
+        return SeriesChooserDialog.choose(self, folder, series)
+
+    def report_error(self, title: str, message: str) -> None:
+        """Show an error in a dialog; the viewer carries on with what it had."""
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        QMessageBox.critical(self, title, message)
+
+    # --- drag and drop ----------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override
+        if self._dropped_path(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 — Qt override
+        path = self._dropped_path(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.open_path(path)
+
+    @staticmethod
+    def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                path = Path(url.toLocalFile())
+                if path.is_dir() or any(path.name.lower().endswith(s) for s in VOLUME_SUFFIXES + (".dcm",)):
+                    return path
+        return None
+
+    # --- display ----------------------------------------------------------------------------
+    def apply_preset(self, preset: Preset) -> None:
+        """Set a window/level preset and remember it."""
+        self.state.set_window(preset.window)
+        self.settings.set_last_preset(preset.name)
+
+    def reset_views(self) -> None:
+        """Fit all three views."""
+        for view in self.views.values():
+            view.reset_view()
+
+    def _toggle_crosshair(self, shown: bool) -> None:
+        for view in self.views.values():
+            view.cross_h.setVisible(shown)
+            view.cross_v.setVisible(shown)
+
+    def _toggle_overlay(self, shown: bool) -> None:
+        self.state.set_overlay_mode(OverlayMode.PROBABILITY if shown else OverlayMode.OFF)
+
+    def _sync_overlay_action(self) -> None:
+        self.actions_["overlay"].setChecked(self.state.overlay_mode != OverlayMode.OFF)
+
+    def _show_readout(self, irc: Any) -> None:
+        ct = self.state.volume
+        reading = None if (irc is None or ct is None) else readout_at(ct, irc)
+        self.readout_label.setText("" if reading is None else reading.text())
+
+    # --- detection ----------------------------------------------------------------------------
+    def run_detect(self) -> None:
+        """Start Detect on the open series."""
+        if self.state.volume is None:
+            self.statusBar().showMessage("Open a series first.", 3000)
+            return
+        self.detector.detect()
+
+    def _on_detected(self, result: Any) -> None:
+        fs = self.state.findings
+        device = getattr(result, "device", "?")
+        models = "demo models" if self.provider.demo else "models: " + ", ".join(
+            str(v) for v in dict(getattr(result, "model_ids", {}) or {}).values()
+        )
+        self.model_label.setText(f"{models} · {device}")
+        messages = "; ".join(getattr(result, "messages", ()) or ())
+        self.statusBar().showMessage(
+            f"{fs.n_nodules} nodules, {fs.n_near_misses} near misses" + (f" — {messages}" if messages else ""), 8000
+        )
+        ids = dict(getattr(result, "model_ids", {}) or {})
+        if ids:
+            self.settings.set_last_models({str(k): str(v) for k, v in ids.items()})
+
+    def _update_actions(self, *_args: Any) -> None:
+        has_volume = self.state.volume is not None
+        has_result = self.state.result is not None
+        busy = self.detector.busy
+        self.actions_["detect"].setEnabled(has_volume and not busy)
+        self.actions_["cancel"].setEnabled(busy)
+        for name in ("export_csv", "export_json"):
+            self.actions_[name].setEnabled(has_result)
+        self.actions_["snapshot"].setEnabled(has_volume)
+        selected = self.state.selected_id is not None
+        for name in ("accept", "reject", "clear_mark"):
+            self.actions_[name].setEnabled(selected)
+
+    # --- export ------------------------------------------------------------------------------
+    def export(self, kind: str) -> Path | None:
+        """Export the findings (``"csv"``, ``"json"``) or a snapshot of the views (``"png"``)."""
+        from app.export import export_findings, snapshot_views, suggested_name
+
+        if self.state.volume is None or (kind != "png" and self.state.result is None):
+            return None
+        filters = {"csv": "LUNA16 CSV (*.csv)", "json": "JSON (*.json)", "png": "PNG image (*.png)"}
+        start = str(Path(self._last_folder()) / suggested_name(self.state, kind))
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", start, filters[kind])
+        if not path:
+            return None
+        try:
+            written = snapshot_views(self.view_splitter, path) if kind == "png" else export_findings(self.state, kind, path)
+        except (OSError, ValueError) as exc:
+            self.report_error("Export failed", f"{path}: {exc}")
+            return None
+        self.statusBar().showMessage(f"Saved {written}", 5000)
+        return written
+
+    # --- help ---------------------------------------------------------------------------------
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        """Every action with a shortcut, as ``(keys, text)``, for Help."""
+        keys = []
+        for action in self.actions_.values():
+            sequence = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if sequence:
+                keys.append((sequence, action.text().replace("&", "")))
+        return keys
+
+    def show_shortcuts(self) -> None:
+        """Help ▸ Keyboard shortcuts."""
+        show_shortcuts(self, self.shortcut_list())
+
+    # --- settings -------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry, state, splitter, side = s.layout("geometry"), s.layout("state"), s.layout("views"), s.layout("side")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1560, 960)
+        if state is not None:
+            self.restoreState(state)
+        if splitter is not None:
+            self.view_splitter.restoreState(splitter)
+        if side is not None:
+            self.side_splitter.restoreState(side)
+        name = s.last_preset()
+        preset = next((p for p in self.presets if p.name == name), None)
+        if preset is not None:
+            self.state.set_window(preset.window)
+        thresholds = s.thresholds()
+        known = {k: v for k, v in thresholds.items() if k in ("nodule", "near_miss_band", "malignancy")}
+        if known:
+            self.state.set_thresholds(**known)
+
+    def save_settings(self) -> None:
+        """Remember layout and thresholds (also done on close)."""
+        s = self.settings
+        s.set_layout("geometry", self.saveGeometry())
+        s.set_layout("state", self.saveState())
+        s.set_layout("views", self.view_splitter.saveState())
+        s.set_layout("side", self.side_splitter.saveState())
+        t = self.state.thresholds
+        s.set_thresholds({"nodule": t.nodule, "near_miss_band": t.near_miss_band, "malignancy": t.malignancy})
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
+        self.detector.cancel()
+        self.save_settings()
+        self.pool.wait_all(10_000)
+        super().closeEvent(event)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().showEvent(event)
+        QTimer.singleShot(0, self.reset_views)

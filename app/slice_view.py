@@ -1,0 +1,474 @@
+"""One plane of the CT (axial, coronal or sagittal), drawn with pyqtgraph and bound to the state.
+
+The view owns no state: the slice it shows is the crosshair's coordinate along
+its slice axis, its grey levels are the state's window. It draws, in screen mm
+(so anisotropic voxels keep their aspect):
+
+* the HU slice as a ``float32`` ``ImageItem`` with explicit levels — a
+  window/level drag only calls ``setLevels``;
+* the segmentation probability as a second ``ImageItem`` through an RGBA
+  lookup table;
+* a circle per finding on every slice it spans (``ScatterPlotItem`` with
+  ``pxMode=False``, sized in mm), dashed and dimmer for near misses;
+* the crosshair, with a gap so it does not cover what it points at;
+* orientation letters, slice number and position, and the current window.
+
+Mouse: left click/drag moves the crosshair, right-drag changes window/level
+(horizontal = width, vertical = level), middle-drag pans, wheel scrolls slices,
+Ctrl+wheel zooms. Keys: Up/Down one slice, PgUp/PgDn ten, Home/End the ends.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+
+from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
+from app.overlay import overlay_lut, probability_u8
+from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
+from app.state import OverlayMode, ViewerState
+from app.theme import MALIGNANT_RGB, NODULE_RGB, PLANE_RGB, REJECTED_RGB, VIEW_BACKGROUND
+from app.windowing import drag_window
+from engine.geometry import irc_to_xyz
+
+#: Half-length, in mm, of the gap left in the crosshair around its centre.
+CROSSHAIR_GAP_MM = 10.0
+#: Slices moved by PgUp/PgDn.
+PAGE_STEP = 10
+#: Milliseconds between two cursor readouts (rate limit).
+HOVER_INTERVAL_MS = 40
+#: Most finding numbers drawn next to markers on one slice.
+MAX_LABELS = 24
+_PLANE_OF_PATIENT_AXIS = {0: Plane.SAGITTAL, 1: Plane.CORONAL, 2: Plane.AXIAL}
+
+
+class SliceViewBox(pg.ViewBox):
+    """A ViewBox whose mouse does what a radiologist expects (see module docstring)."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(lockAspect=1.0, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._view = view
+        self._wheel_rest = 0
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)  # zoom about the cursor
+            return
+        self._wheel_rest += ev.delta()
+        steps = int(self._wheel_rest / 120)
+        if steps:
+            self._wheel_rest -= steps * 120
+            self._view.scroll(steps)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
+        button = ev.button()
+        if button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pan
+        elif button == Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.buttonDownScreenPos(button)
+            self._view.drag_window(ev.isStart(), float(delta.x()), float(delta.y()))
+        elif button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+        else:
+            ev.ignore()
+
+
+class _Canvas(pg.GraphicsView):
+    """The drawing surface, with text labels pinned to its edges."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(background=pg.mkColor(*VIEW_BACKGROUND))
+        self._view = view
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 160)
+
+        def label(align: Qt.AlignmentFlag, big: bool = False) -> QLabel:
+            lab = QLabel(self)
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            lab.setAlignment(align)
+            size = 15 if big else 11
+            weight = "bold" if big else "normal"
+            lab.setStyleSheet(f"color: #f0f0f0; background: transparent; font-size: {size}px; font-weight: {weight};")
+            return lab
+
+        left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
+        vcenter, hcenter = Qt.AlignmentFlag.AlignVCenter, Qt.AlignmentFlag.AlignHCenter
+        self.letters = {
+            "left": label(left | vcenter, True),
+            "right": label(right | vcenter, True),
+            "top": label(hcenter | Qt.AlignmentFlag.AlignTop, True),
+            "bottom": label(hcenter | Qt.AlignmentFlag.AlignBottom, True),
+        }
+        self.info = label(left | Qt.AlignmentFlag.AlignTop)
+        self.window_text = label(left | Qt.AlignmentFlag.AlignBottom)
+        self.placeholder = label(hcenter | vcenter)
+        self.placeholder.setStyleSheet("color: #8a8f98; background: transparent; font-size: 13px;")
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(ev)
+        if not hasattr(self, "placeholder"):  # pyqtgraph resizes once inside its own __init__
+            return
+        w, h, m = self.width(), self.height(), 6
+        self.letters["left"].setGeometry(m, 0, 30, h)
+        self.letters["right"].setGeometry(w - 30 - m, 0, 30, h)
+        self.letters["top"].setGeometry(0, m, w, 22)
+        self.letters["bottom"].setGeometry(0, h - 22 - m, w, 22)
+        self.info.setGeometry(m, m, max(10, w // 2), 36)
+        self.window_text.setGeometry(m, h - 40 - m, max(10, w // 2), 40)
+        self.placeholder.setGeometry(0, 0, w, h)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 — Qt override
+        if not self._view.handle_key(ev.key()):
+            super().keyPressEvent(ev)
+
+
+class SliceView(QWidget):
+    """One plane of the CT, bound to a :class:`ViewerState`.
+
+    Args:
+        state: The viewer state it shows and writes to.
+        plane: Which plane.
+        parent: Qt parent.
+
+    Signals:
+        hovered(object): the voxel (index, row, col) under the cursor, or None;
+            rate-limited to one every ``HOVER_INTERVAL_MS``.
+    """
+
+    hovered = Signal(object)
+
+    def __init__(self, state: ViewerState, plane: Plane, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.plane = Plane(plane)
+        self.layout_: PlaneLayout | None = None
+        self._slice = -1
+        self._markers: PlaneMarkers | None = None
+        self._findings: tuple[Finding, ...] = ()
+        self._wl_start = state.window
+        self._pens: dict[tuple, QPen] = {}
+        self._line_planes = (Plane.SAGITTAL, Plane.CORONAL)
+        self._hover_pos: QPointF | None = None
+        self._hover_timer = QTimer(self, singleShot=True, interval=HOVER_INTERVAL_MS)
+        self._hover_timer.timeout.connect(self._emit_hover)
+        self._build()
+        self._unsubscribe: list[Callable[[], None]] = [
+            state.subscribe("volume", self._on_volume),
+            state.subscribe("crosshair", self._on_crosshair),
+            state.subscribe("window", self._on_window),
+            state.subscribe("overlay", self._on_overlay),
+            state.subscribe("result", self._on_result),
+            state.subscribe("findings", self._on_findings),
+            state.subscribe("selection", self._refresh_markers),
+            state.subscribe("cad", self._on_cad),
+        ]
+        self.destroyed.connect(self._disconnect_state)
+        self._on_volume()
+
+    # --- construction -------------------------------------------------------------
+    def _build(self) -> None:
+        rgb = PLANE_RGB[self.plane.value]
+        self.title = QLabel(self.plane.value.capitalize())
+        self.title.setStyleSheet(f"color: rgb{rgb}; font-weight: bold; padding: 0 4px;")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.slice_text = QLabel("")
+        self.slice_text.setMinimumWidth(70)
+        self.slice_text.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        header = QHBoxLayout()
+        header.setContentsMargins(2, 1, 2, 1)
+        header.addWidget(self.title)
+        header.addWidget(self.slider, 1)
+        header.addWidget(self.slice_text)
+
+        self.canvas = _Canvas(self)
+        self.viewbox = SliceViewBox(self)
+        self.canvas.setCentralItem(self.viewbox)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay.setZValue(1)
+        self.cross_h = pg.PlotCurveItem(connect="pairs")
+        self.cross_v = pg.PlotCurveItem(connect="pairs")
+        for item in (self.cross_h, self.cross_v):
+            item.setZValue(2)
+        self.markers = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(None), antialias=True)
+        self.markers.setZValue(3)
+        self.labels = [pg.TextItem(anchor=(0.0, 1.0)) for _ in range(MAX_LABELS)]
+        for item in (self.image, self.overlay, self.cross_h, self.cross_v, self.markers, *self.labels):
+            self.viewbox.addItem(item)
+        for label in self.labels:
+            label.setZValue(4)
+            label.hide()
+        self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addLayout(header)
+        box.addWidget(self.canvas, 1)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def _disconnect_state(self, *_args) -> None:
+        for off in self._unsubscribe:
+            off()
+        self._unsubscribe = []
+
+    # --- state → view -------------------------------------------------------------
+    @property
+    def slice_index(self) -> int:
+        """The slice shown (index along the plane's slice axis), -1 with no volume."""
+        return self._slice
+
+    def _on_volume(self) -> None:
+        ct = self.state.volume
+        self._slice = -1
+        self._markers = None
+        if ct is None:
+            self.layout_ = None
+            self.image.clear()
+            self.overlay.clear()
+            self.markers.clear()
+            self.cross_h.setData([], [])
+            self.cross_v.setData([], [])
+            self.slider.setEnabled(False)
+            for lab in self.canvas.letters.values():
+                lab.setText("")
+            self.canvas.info.setText("")
+            self.canvas.window_text.setText("")
+            self.canvas.placeholder.setText("No series open" if self.plane != Plane.AXIAL else
+                                            "No series open\nFile ▸ Open, Open DICOM folder, or drop a file here")
+            return
+        self.canvas.placeholder.setText("")
+        layout = plane_layout(ct.geometry, ct.shape, self.plane)
+        self.layout_ = layout
+        axes = patient_axes(ct.geometry)
+        self._line_planes = (_PLANE_OF_PATIENT_AXIS[axes[layout.u_axis][0]], _PLANE_OF_PATIENT_AXIS[axes[layout.v_axis][0]])
+        self.cross_v.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[0].value], 150, width=1))
+        self.cross_h.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[1].value], 150, width=1))
+        m11, m22, dx, dy = layout.image_transform()
+        transform = QTransform(m11, 0.0, 0.0, m22, dx, dy)
+        self.image.setTransform(transform)
+        self.overlay.setTransform(transform)
+        for lab, text in zip(self.canvas.letters.values(), layout.letters):
+            lab.setText(text)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, layout.n_slices - 1)
+        self.slider.setPageStep(PAGE_STEP)
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(True)
+        self._on_window()
+        self._on_result()
+        self._on_findings()
+        self._on_crosshair()
+        self.reset_view()
+
+    def _on_crosshair(self) -> None:
+        layout = self.layout_
+        if layout is None:
+            return
+        irc = self.state.crosshair
+        index = irc[layout.slice_axis]
+        if index != self._slice:
+            self._slice = index
+            self._show_slice()
+        u, v = layout.to_screen(np.asarray(irc, dtype=np.float64))
+        w, h, g = layout.width_mm, layout.height_mm, CROSSHAIR_GAP_MM
+        self.cross_h.setData(np.array([0.0, max(0.0, u - g), min(w, u + g), w]), np.full(4, v))
+        self.cross_v.setData(np.full(4, u), np.array([0.0, max(0.0, v - g), min(h, v + g), h]))
+        self._update_info()
+
+    def _show_slice(self) -> None:
+        """Put the current slice's pixels, overlay and markers on screen (one slice change)."""
+        layout, ct = self.layout_, self.state.volume
+        self.image.setImage(display_slice(ct.hu, layout, self._slice), autoLevels=False, levels=self.state.window.levels)
+        self._show_overlay_slice()
+        self._refresh_markers()
+        self.slider.blockSignals(True)
+        self.slider.setValue(layout.slider_value(self._slice))
+        self.slider.blockSignals(False)
+        self.slice_text.setText(f"{self._slice + 1}/{layout.n_slices}")
+
+    def _update_info(self) -> None:
+        layout, ct = self.layout_, self.state.volume
+        xyz = irc_to_xyz(ct.geometry, self.state.crosshair)
+        k = patient_axes(ct.geometry)[layout.slice_axis][0]
+        name = "xyz"[k]
+        self.canvas.info.setText(
+            f"{self.plane.value.capitalize()}  {self._slice + 1}/{layout.n_slices}\n"
+            f"{name} {xyz[k]:.1f} mm   ({layout.spacing_slice:.2f} mm)"
+        )
+
+    def _on_window(self) -> None:
+        if self.layout_ is None:
+            return
+        window = self.state.window
+        self.image.setLevels(window.levels)
+        self.canvas.window_text.setText(window.label())
+
+    def _on_result(self) -> None:
+        result = self.state.result
+        self.overlay.setVisible(result is not None)
+        self._on_overlay()
+        if result is not None and self._slice >= 0:
+            self._show_overlay_slice()
+
+    def _show_overlay_slice(self) -> None:
+        result = self.state.result
+        if result is None or self.layout_ is None or self._slice < 0:
+            return
+        probability = getattr(result, "seg_probability", None)
+        if probability is None:
+            return
+        self.overlay.setImage(
+            probability_u8(slice_2d(probability, self.layout_, self._slice)), autoLevels=False, levels=(0, 255)
+        )
+
+    def _on_overlay(self) -> None:
+        state = self.state
+        mode = state.overlay_mode
+        self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
+        self.overlay.setOpacity(state.overlay_opacity)
+        self.overlay.setVisible(state.result is not None and mode != OverlayMode.OFF and not state.hide_cad)
+
+    def _on_cad(self) -> None:
+        self._on_overlay()
+        self._refresh_markers()
+
+    def _on_findings(self) -> None:
+        self._findings = self.state.findings.findings
+        self._markers = plane_markers(self._findings, self.layout_) if self.layout_ is not None else None
+        self._on_overlay()
+        self._refresh_markers()
+
+    def _pen(self, finding: Finding, selected: bool) -> QPen:
+        near = finding.klass == FindingClass.NEAR_MISS
+        rejected = finding.mark == Mark.REJECTED
+        key = (near, finding.malignant, rejected, selected)
+        pen = self._pens.get(key)
+        if pen is None:
+            rgb = REJECTED_RGB if rejected else (MALIGNANT_RGB if finding.malignant else NODULE_RGB)
+            alpha = 150 if (near or rejected) else 255
+            width = 3.0 if selected else (1.5 if near or rejected else 2.0)
+            pen = pg.mkPen(QColor(*rgb, alpha), width=width)
+            if rejected:
+                pen.setStyle(Qt.PenStyle.DotLine)
+            elif near:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            self._pens[key] = pen
+        return pen
+
+    def _refresh_markers(self) -> None:
+        pm = self._markers
+        if pm is None or self._slice < 0 or self.state.hide_cad or len(pm.index) == 0:
+            self.markers.clear()
+            for label in self.labels:
+                label.hide()
+            return
+        hit, radius = pm.on_slice(self._slice)
+        selected = self.state.selected_id
+        findings = [self._findings[k] for k in hit]
+        pens = [self._pen(f, f.id == selected) for f in findings]
+        self.markers.setData(x=pm.u_mm[hit], y=pm.v_mm[hit], size=2.0 * radius, pen=pens, brush=pg.mkBrush(None))
+        for n, label in enumerate(self.labels):
+            if n < len(findings):
+                f, r = findings[n], float(radius[n])
+                mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
+                label.setText(f"{f.id}{mark}", color=pens[n].color())
+                label.setPos(float(pm.u_mm[hit[n]]) + 0.72 * r, float(pm.v_mm[hit[n]]) - 0.72 * r)
+                label.show()
+            else:
+                label.hide()
+
+    # --- view → state -------------------------------------------------------------
+    def scroll(self, steps: int) -> None:
+        """Move ``steps`` slices "up" (towards superior/anterior/left; negative: down)."""
+        if self.layout_ is not None and steps:
+            self.state.move_slice(self.layout_.slice_axis, int(steps) * self.layout_.slice_sign)
+
+    def go_to_slice(self, index: int) -> None:
+        """Show slice ``index`` (along this plane's slice axis)."""
+        if self.layout_ is None:
+            return
+        irc = list(self.state.crosshair)
+        irc[self.layout_.slice_axis] = int(index)
+        self.state.set_crosshair(irc)
+
+    def point_at(self, pos: QPointF) -> None:
+        """Move the crosshair to the voxel at view point ``pos`` (screen mm) on this slice."""
+        if self.layout_ is None:
+            return
+        u = float(np.clip(pos.x(), 0.0, self.layout_.width_mm - 1e-6))
+        v = float(np.clip(pos.y(), 0.0, self.layout_.height_mm - 1e-6))
+        voxel = self.layout_.voxel_at(u, v, self._slice)
+        if voxel is not None:
+            self.state.set_crosshair(voxel)
+
+    def drag_window(self, start: bool, dx_px: float, dy_px: float) -> None:
+        """Right-drag: horizontal motion changes the width, vertical the level."""
+        if self.layout_ is None:
+            return
+        if start:
+            self._wl_start = self.state.window
+        self.state.set_window(drag_window(self._wl_start, dx_px, dy_px))
+
+    def handle_key(self, key: int) -> bool:
+        """Scroll keys; returns True when the key was used."""
+        if self.layout_ is None:
+            return False
+        steps = {
+            Qt.Key.Key_Up: 1,
+            Qt.Key.Key_Down: -1,
+            Qt.Key.Key_PageUp: PAGE_STEP,
+            Qt.Key.Key_PageDown: -PAGE_STEP,
+        }.get(Qt.Key(key))
+        if steps is not None:
+            self.scroll(steps)
+            return True
+        if key in (Qt.Key.Key_Home, Qt.Key.Key_End):
+            top = self.layout_.slice_from_slider(self.layout_.n_slices - 1)
+            bottom = self.layout_.slice_from_slider(0)
+            self.go_to_slice(top if key == Qt.Key.Key_End else bottom)
+            return True
+        return False
+
+    def _on_slider(self, value: int) -> None:
+        if self.layout_ is not None:
+            self.go_to_slice(self.layout_.slice_from_slider(value))
+
+    def reset_view(self) -> None:
+        """Fit the whole plane in the view (undo zoom and pan)."""
+        if self.layout_ is not None:
+            self.viewbox.setRange(QRectF(0.0, 0.0, self.layout_.width_mm, self.layout_.height_mm), padding=0.02)
+
+    # --- cursor readout -----------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        self._hover_pos = scene_pos
+        if not self._hover_timer.isActive():
+            self._hover_timer.start()
+
+    def voxel_under(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
+        """The voxel under a scene position on the current slice, or None."""
+        if self.layout_ is None or self._slice < 0:
+            return None
+        pos = self.viewbox.mapSceneToView(scene_pos)
+        return self.layout_.voxel_at(float(pos.x()), float(pos.y()), self._slice)
+
+    def _emit_hover(self) -> None:
+        if self._hover_pos is not None:
+            self.hovered.emit(self.voxel_under(self._hover_pos))
