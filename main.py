@@ -18,7 +18,9 @@ COMMANDS: dict[str, str] = {
     "evaluate": "engine.commands.evaluate",
 }
 #: Subcommands that take over the rest of the command line themselves.
-PASSTHROUGH: dict[str, str] = {}
+PASSTHROUGH: dict[str, str] = {
+    "train": "training.cli",
+}
 
 _DISCLAIMER = "Not for clinical use."
 

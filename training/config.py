@@ -1,0 +1,167 @@
+"""A training run's settings: one frozen dataclass, saved as ``config.json`` and in checkpoints.
+
+Defaults follow SPEC §3 and differ per model kind (:func:`kind_defaults`);
+every one is a command-line option.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from training.augmentation import AugmentConfig
+
+KINDS = ("segmentation", "classifier", "malignancy")
+OPTIMIZERS = ("sgd", "adam")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+#: The validation metric each kind selects its best epoch by.
+BEST_METRIC = {"segmentation": "recall", "classifier": "f1", "malignancy": "auc"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Args:
+        kind: ``"segmentation"``, ``"classifier"`` or ``"malignancy"``.
+        run_name: Name of the run (events and the run folder carry it).
+        data: LUNA16-format dataset folder.
+        run_dir: The run's folder (config, metrics, TensorBoard, checkpoints).
+        epochs: Last epoch to train (a resumed run continues up to it).
+        batch_size: Training samples per step, per process.
+        val_batch_size: Validation samples per forward pass.
+        num_workers: Processes reading the cache when it stays on disk, and
+            building missing cache shards.
+        ratio: Negatives per positive (0 = natural, unbalanced order).
+        epoch_size: Training samples per epoch (all processes together).
+        val_stride: Every ``val_stride``-th series (sorted uids) is validation.
+        validation_cadence: Validate at epoch 1 and every this many epochs.
+        augment: Augmentation switches and magnitudes.
+        finetune: Classifier checkpoint to start from (head re-initialised).
+        finetune_depth: Trained parameterised children counted from the end
+            (1 = head only, 2 = last conv block + head).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        precision: Autocast type: ``auto`` (bfloat16 — float16 where bfloat16
+            is unsupported — on CUDA, float32 elsewhere) or explicit.
+        seed: Seeds sampling, augmentation and initialisation.
+        optimizer: ``sgd`` or ``adam``.
+        lr: Learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        fn_weight: Segmentation: weight of the false-negative Dice term.
+        crop_size: Segmentation: side of the random training window (from 96).
+        best_metric: Validation metric that picks ``best.pt``.
+        cache_dir: Crop cache folder (default: per-user cache, per dataset).
+        cache_residency: ``auto``, ``device``, ``memory`` or ``disk``.
+        threshold: Probability at or above which a sample/pixel is positive.
+    """
+
+    kind: str
+    run_name: str
+    data: str
+    run_dir: str
+    epochs: int = 1
+    batch_size: int = 32
+    val_batch_size: int = 64
+    num_workers: int = 0
+    ratio: int = 1
+    epoch_size: int = 200_000
+    val_stride: int = 10
+    validation_cadence: int = 5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    finetune: str | None = None
+    finetune_depth: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 1
+    optimizer: str = "sgd"
+    lr: float = 0.001
+    momentum: float = 0.99
+    weight_decay: float = 0.0
+    fn_weight: float = 8.0
+    crop_size: int = 64
+    best_metric: str = "f1"
+    cache_dir: str | None = None
+    cache_residency: str = "auto"
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {', '.join(KINDS)}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        for name in ("epochs", "batch_size", "val_batch_size", "epoch_size", "val_stride", "validation_cadence"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.ratio < 0 or self.num_workers < 0:
+            problems.append("ratio and num_workers must not be negative")
+        if self.finetune_depth not in (1, 2):
+            problems.append("finetune_depth must be 1 or 2")
+        if self.kind == "segmentation" and not 8 <= self.crop_size <= 96:
+            problems.append("crop_size must be between 8 and 96")
+        if problems:
+            raise ValueError("invalid training settings: " + "; ".join(problems))
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the run starts from another model's weights."""
+        return self.finetune is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs["augment"] = AugmentConfig(**kwargs.get("augment", {}))
+        return cls(**kwargs)
+
+    def with_updates(self, **changes: Any) -> "TrainConfig":
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+
+def kind_defaults(kind: str, fine_tuning: bool = False) -> dict[str, Any]:
+    """SPEC §3's defaults for one model kind.
+
+    Args:
+        kind: The model kind.
+        fine_tuning: Whether the run starts from a checkpoint (validation then
+            runs every epoch).
+    """
+    if kind == "segmentation":
+        values: dict[str, Any] = {
+            "batch_size": 16,
+            "val_batch_size": 8,
+            "ratio": 0,
+            "epoch_size": 300_000,
+            "optimizer": "adam",
+            "lr": 0.001,
+        }
+    elif kind == "malignancy":
+        values = {"batch_size": 32, "ratio": 1, "epoch_size": 50_000, "optimizer": "sgd", "lr": 0.001}
+    else:
+        values = {"batch_size": 32, "ratio": 1, "epoch_size": 200_000, "optimizer": "sgd", "lr": 0.001}
+    values["best_metric"] = BEST_METRIC[kind]
+    values["validation_cadence"] = 1 if (fine_tuning or kind == "malignancy") else 5
+    return values
+
+
+def write_config(path: Path, config: TrainConfig, extra: dict[str, Any]) -> None:
+    """Write ``config.json``: the settings plus facts about the launch (argv, versions, ...)."""
+    record = {"config": config.to_dict(), **extra}
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_config(path: Path) -> TrainConfig:
+    """Read the settings back from a run's ``config.json``."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return TrainConfig.from_dict(record["config"])

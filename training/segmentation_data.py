@@ -1,0 +1,156 @@
+"""Training and validation samples of the segmentation U-Net, read from the crop cache (SPEC §3).
+
+Training samples are ``(7, 96, 96)`` context crops centred on the annotated
+nodules of the training series, with the centre slice of the ground-truth
+mask as label; the random ``64 × 64`` window and the augmentation are cut on
+the training device (:mod:`training.augmentation`). Validation samples are the
+whole slices of the validation series that hold mask voxels, with their seven
+context channels (edge slices repeated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from engine.errors import DatasetError
+from training import sampling
+from training.cache import ShardCache
+from training.prepcache import SEGMENTATION, SEGMENTATION_PARAMS, fill_cache, plan_shards
+from training.stores import RowStore, choose_residency
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationSeries:
+    """The cached slices of one validation series.
+
+    Args:
+        uid: Series uid.
+        slab: ``(S, rows, cols)`` int16 HU of every slice any sample needs.
+        slab_index: ``(S,)`` slice numbers of ``slab``, ascending.
+        mask_index: ``(M,)`` slice numbers holding mask voxels.
+        mask_slices: ``(M, rows, cols)`` bool masks of those slices.
+        depth: Slices in the whole series.
+    """
+
+    uid: str
+    slab: np.ndarray
+    slab_index: np.ndarray
+    mask_index: np.ndarray
+    mask_slices: np.ndarray
+    depth: int
+
+    def inputs(self, samples: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
+        """Context stacks and labels of some of its mask slices.
+
+        Args:
+            samples: ``(B,)`` positions in ``mask_index``.
+            context: Neighbours on each side (3).
+
+        Returns:
+            ``(image (B, 2·context+1, rows, cols) int16, label (B, rows, cols) bool)``.
+        """
+        from engine.crops import context_indices
+
+        needed = context_indices(self.mask_index[samples], self.depth, context)
+        return self.slab[np.searchsorted(self.slab_index, needed)], self.mask_slices[samples]
+
+
+class SegmentationData:
+    """Nodule crops of the training series and mask slices of the validation series.
+
+    Use :meth:`build`. Attributes:
+        crops: :class:`RowStore` of ``(7, 96, 96)`` int16 HU training crops.
+        labels: :class:`RowStore` of ``(96, 96)`` bool centre-slice masks.
+        validation: One :class:`ValidationSeries` per validation series with mask.
+    """
+
+    def __init__(self, crops: RowStore, labels: RowStore, validation: list[ValidationSeries]) -> None:
+        self.crops = crops
+        self.labels = labels
+        self.validation = validation
+        self.context = int(SEGMENTATION_PARAMS["context"])
+
+    @classmethod
+    def build(
+        cls,
+        index: Any,
+        train_uids: tuple[str, ...],
+        val_uids: tuple[str, ...],
+        cache: ShardCache,
+        device: torch.device,
+        residency: str = "auto",
+        num_workers: int = 0,
+        progress: ProgressFn | None = None,
+        fill: bool = True,
+    ) -> "SegmentationData":
+        """Fill missing cache shards, then index the cached crops and slices.
+
+        Raises:
+            DatasetError: the training series hold no annotated nodule.
+        """
+        if set(train_uids) & set(val_uids):
+            raise ValueError("training and validation series overlap")
+        train_requests = plan_shards(index, SEGMENTATION, sorted(train_uids))
+        val_requests = plan_shards(index, SEGMENTATION, sorted(val_uids))
+        if fill:
+            fill_cache(cache, train_requests + val_requests, num_workers, progress)
+        crops, labels = [], []
+        for request in train_requests:
+            arrays, _ = cache.load(SEGMENTATION, request.uid, request.key)
+            if len(arrays["crops"]):
+                crops.append(arrays["crops"])
+                labels.append(arrays["labels"])
+        if not crops:
+            raise DatasetError("the training series hold no annotated nodule to train segmentation on", index.root)
+        validation = []
+        for request in val_requests:
+            arrays, meta = cache.load(SEGMENTATION, request.uid, request.key)
+            if len(arrays["mask_index"]):
+                validation.append(
+                    ValidationSeries(
+                        uid=request.uid,
+                        slab=np.asarray(arrays["slab"]),
+                        slab_index=np.asarray(arrays["slab_index"]),
+                        mask_index=np.asarray(arrays["mask_index"]),
+                        mask_slices=np.asarray(arrays["mask_slices"]),
+                        depth=int(meta["shape_irc"][0]),
+                    )
+                )
+        nbytes = sum(int(c.nbytes) + int(lab.nbytes) for c, lab in zip(crops, labels))
+        where = choose_residency(nbytes, device, residency)
+        return cls(RowStore(crops, where, device), RowStore(labels, where, device), validation)
+
+    def train_epoch(self, epoch: int, seed: int, length: int) -> np.ndarray:
+        """Training crop rows of one epoch: all nodules, shuffled, repeated to ``length``."""
+        rows = np.arange(len(self.crops))
+        order, _ = sampling.natural_epoch(rows, np.zeros_like(rows), length, sampling.epoch_rng(seed, epoch))
+        return order
+
+    def validation_samples(self) -> np.ndarray:
+        """Every validation slice as ``(series position, mask-slice position)`` rows, ``(V, 2)`` int64."""
+        pairs = [
+            np.stack([np.full(len(s.mask_index), i), np.arange(len(s.mask_index))], axis=1)
+            for i, s in enumerate(self.validation)
+        ]
+        return np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
+
+    def validation_batches(self, samples: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Validation inputs in batches; a batch never mixes series (their slice sizes may differ).
+
+        Args:
+            samples: Rows of :meth:`validation_samples` (e.g. this rank's share).
+            batch_size: Largest batch.
+
+        Yields:
+            ``(image (B, 7, rows, cols) int16, label (B, rows, cols) bool)``.
+        """
+        for series in np.unique(samples[:, 0]) if len(samples) else []:
+            positions = samples[samples[:, 0] == series, 1]
+            for part in sampling.batch_slices(len(positions), batch_size):
+                yield self.validation[int(series)].inputs(positions[part], self.context)
