@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "info": "engine.commands.info",
     "evaluate": "engine.commands.evaluate",
+    "gui-bench": "app.bench",
 }
 #: Subcommands that take over the rest of the command line themselves.
 PASSTHROUGH: dict[str, str] = {
