@@ -412,7 +412,10 @@ class MainWindow(QMainWindow):
         if not path:
             return None
         try:
-            written = snapshot_views(self.view_splitter, path) if kind == "png" else export_findings(self.state, kind, path)
+            if kind == "png":
+                written = snapshot_views(self.view_splitter, path)
+            else:
+                written = export_findings(self.state, kind, path, demo=self.provider.demo)
         except (OSError, ValueError) as exc:
             self.report_error("Export failed", f"{path}: {exc}")
             return None

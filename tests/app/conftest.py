@@ -88,14 +88,18 @@ def fake_detector():
 
 @pytest.fixture
 def make_window(qtbot, fake_detector):
-    """Factory: a shown ``MainWindow`` using ``fake_detector`` (or ``detector=...``)."""
+    """Factory: a shown ``MainWindow`` using ``fake_detector`` (or ``detector=...``).
+
+    ``resize=False`` keeps the size restored from the settings.
+    """
     from app.main_window import MainWindow
 
-    def make(detector=None, **kwargs):
+    def make(detector=None, resize: bool = True, **kwargs):
         detector = fake_detector if detector is None else detector
         window = MainWindow(detector_factory=lambda: detector, demo_models=True, **kwargs)
         qtbot.addWidget(window)
-        window.resize(1400, 900)
+        if resize:
+            window.resize(1400, 900)
         window.show()
         qtbot.waitExposed(window)
         return window

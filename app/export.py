@@ -1,0 +1,139 @@
+"""Exporting what the reader sees: findings as LUNA16 CSV or JSON, and a PNG snapshot of the views.
+
+The file formats are the engine's (:mod:`engine.export`); the viewer adds the
+reader's review to them:
+
+* the CSV lists every candidate the reader did not reject (at most 100, most
+  probable first, as LUNA16 allows), whatever the display thresholds, so it can
+  be scored with FROC;
+* the JSON holds every candidate with the engine's fields plus ``review``
+  (``accepted``/``rejected``/``null``) and ``shown_as`` (``nodule``,
+  ``near miss`` or ``null`` at the viewer's thresholds), and the thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QWidget
+
+from app.findings import FindingClass
+from app.state import ViewerState
+
+#: LUNA16 accepts at most this many marks per scan.
+MAX_LUNA_MARKS = 100
+DEMO_NOTE = "Demo model trained on synthetic data — not for clinical use."
+
+
+def suggested_name(state: ViewerState, kind: str) -> str:
+    """A file name for an export of the open series (``<stem>_findings.csv`` ...)."""
+    ct = state.volume
+    stem = "lungcad"
+    if ct is not None:
+        if ct.source_path is not None:
+            stem = ct.source_path.name.split(".")[0] if ct.source_path.is_file() else ct.source_path.name
+        else:
+            stem = ct.series_uid
+    return {"csv": f"{stem}_findings.csv", "json": f"{stem}_findings.json", "png": f"{stem}_snapshot.png"}[kind]
+
+
+def findings_payload(state: ViewerState, demo: bool = False) -> dict[str, Any]:
+    """The JSON export of the current result, with the reader's review.
+
+    Args:
+        state: The viewer state (needs a result).
+        demo: Whether the result came from the demo models (changes the note).
+
+    Returns:
+        A JSON-ready dict (the engine's ``findings_to_json`` plus review fields).
+
+    Raises:
+        ValueError: there is no result to export.
+    """
+    from engine.export import findings_to_json
+
+    result = state.result
+    if result is None:
+        raise ValueError("no detection result to export")
+    t = state.thresholds
+    options: dict[str, Any] = {"nodule_threshold": t.nodule, "malignancy_threshold": t.malignancy}
+    if state.volume is not None and state.volume.source_path is not None:
+        options["source"] = state.volume.source_path
+    if demo:
+        options["note"] = DEMO_NOTE
+    payload = findings_to_json(result, **options)
+    marks = state.marks
+    shown = {f.id: f.klass for f in state.findings.findings}
+    for entry in payload["candidates"]:
+        mark = marks.get(int(entry["id"]))
+        klass = shown.get(int(entry["id"]))
+        entry["review"] = None if mark is None else mark.value
+        entry["shown_as"] = {FindingClass.NODULE: "nodule", FindingClass.NEAR_MISS: "near miss"}.get(klass)
+    payload["near_miss_band"] = t.near_miss_band
+    payload["n_accepted"] = sum(1 for m in marks.values() if m.value == "accepted")
+    payload["n_rejected"] = sum(1 for m in marks.values() if m.value == "rejected")
+    return payload
+
+
+def export_findings(state: ViewerState, kind: str, path: str | Path, demo: bool = False) -> Path:
+    """Write the findings as ``"csv"`` (LUNA16 submission) or ``"json"``.
+
+    Args:
+        state: The viewer state (needs a result).
+        kind: ``"csv"`` or ``"json"``.
+        path: Destination file.
+        demo: Whether the result came from the demo models.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: no result, or an unknown kind.
+        OSError: the file cannot be written.
+    """
+    from engine.export import write_luna_csv
+
+    result = state.result
+    if result is None:
+        raise ValueError("no detection result to export")
+    if kind == "csv":
+        rejected = {k for k, m in state.marks.items() if m.value == "rejected"}
+        kept = [c for c in sorted(result.candidates, key=lambda c: -c.p_nodule) if c.id not in rejected]
+        rows = [(result.series_uid, *c.center_xyz, c.p_nodule) for c in kept[:MAX_LUNA_MARKS]]
+        return write_luna_csv(rows, path)
+    if kind == "json":
+        return _write_json(findings_payload(state, demo), Path(path))
+    raise ValueError(f"unknown export kind {kind!r}")
+
+
+def _write_json(payload: dict[str, Any], path: Path) -> Path:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def snapshot_views(widget: QWidget, path: str | Path) -> Path:
+    """Save what ``widget`` shows (the three views with their overlays and labels) as PNG.
+
+    Raises:
+        OSError: the image could not be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        path = path.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path), "PNG"):
+        raise OSError(f"could not write the PNG image {path}")
+    return path

@@ -1,0 +1,49 @@
+"""Overlay lookup tables and candidate crops (no Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from app.overlay import crop_plane, overlay_lut, probability_u8
+from app.planes import Plane, plane_layout
+from app.windowing import WindowLevel
+from engine.geometry import Geometry
+
+
+def test_probability_u8_accepts_levels_and_floats() -> None:
+    levels = np.array([[0, 128, 255]], dtype=np.uint8)
+    assert probability_u8(levels) is not None and probability_u8(levels).dtype == np.uint8
+    assert_array_equal(probability_u8(levels), levels)
+    floats = np.array([[0.0, 0.5, 1.0, 1.5]], dtype=np.float16)
+    assert_array_equal(probability_u8(floats), [[0, 128, 255, 255]])
+
+
+def test_overlay_lut_modes() -> None:
+    prob = overlay_lut("probability", 0.5)
+    assert prob.shape == (256, 4) and prob.dtype == np.uint8
+    assert prob[20, 3] == 0 and prob[255, 3] == 255 and np.all(np.diff(prob[:, 3].astype(int)) >= 0)
+    mask = overlay_lut("mask", 0.3)
+    level = int(np.floor(0.3 * 255))  # 76: voxels with level > 76 are segmented at 0.3
+    assert mask[level, 3] == 0 and mask[level + 1, 3] == 255
+    assert not overlay_lut("off", 0.5)[:, 3].any()
+    with pytest.raises(ValueError, match="unknown overlay mode"):
+        overlay_lut("sparkle", 0.5)
+
+
+def test_crop_is_centred_windowed_and_padded() -> None:
+    hu = np.full((10, 20, 30), -1000, dtype=np.int16)
+    hu[5, 8, 12] = 1000
+    geometry = Geometry((0, 0, 0), (1.0, 1.0, 2.0))
+    axial = plane_layout(geometry, hu.shape, Plane.AXIAL)
+    crop = crop_plane(hu, axial, (5, 8, 12), 10.0, WindowLevel(400, 40))
+    assert crop.shape == (11, 11) and crop[5, 5] == 255 and crop.sum() == 255
+    edge = crop_plane(hu, axial, (5, 0, 0), 10.0, WindowLevel(400, 40))  # half of it lies outside: black
+    assert edge.shape == (11, 11) and not edge[:5, :].any() and not edge[:, :5].any()
+    coronal = plane_layout(geometry, hu.shape, Plane.CORONAL)
+    tall = crop_plane(hu, coronal, (5, 8, 12), 12.0, WindowLevel(400, 40))
+    assert tall.shape == (7, 13) and tall[3, 6] == 255  # 2 mm slices: fewer rows for the same mm
+    hu2 = hu.copy()
+    hu2[6, 8, 12] = 1000  # one slice up (superior) shows above the centre in the coronal crop
+    assert crop_plane(hu2, coronal, (5, 8, 12), 12.0, WindowLevel(400, 40))[2, 6] == 255
