@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 DESCRIPTION = "evaluate the detector on a LUNA16-format split: the book's table, FROC/CPM, malignancy AUC"
 
@@ -57,35 +58,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or from the matched detection")
 
 
-def file_fingerprint(paths: list[Path]) -> str:
-    """A short sha256 over the contents of the given files (the detector's identity)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def build_detector(args: argparse.Namespace) -> tuple[Any, str, Any]:
-    """The detector, its fingerprint and its classify-at-points callable (or None)."""
-    from engine.detection import Detector
+    """The detector, its fingerprint, and its classify-at-points callable.
 
-    if args.seg or args.cls or args.mal:
-        detector = Detector.from_checkpoints(args.seg, args.cls, args.mal, device=args.device)
+    ``--seg/--cls/--mal`` each replace one model; the others are the shipped
+    demo weights. Without any of them the demo detector is used.
+
+    Raises:
+        CheckpointError: a needed demo weight file is missing, or a checkpoint is unusable.
+        DeviceError: the device is not available.
+    """
+    from engine.detection import Detector, default_weight_paths
+    from engine.errors import CheckpointError
+
+    given = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
+    if any(given.values()):
+        defaults = default_weight_paths()
+        paths = {}
+        for kind, path in given.items():
+            if path is None and not defaults[kind].exists():
+                flag = {"segmentation": "--seg", "classifier": "--cls", "malignancy": "--mal"}[kind]
+                raise CheckpointError(f"no {flag} given and the demo {kind} weights are missing", defaults[kind])
+            paths[kind] = Path(path) if path else defaults[kind]
+        detector = Detector.from_checkpoints(
+            paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device
+        )
     else:
         detector = Detector.default(device=args.device)
-    return detector, detector_fingerprint(detector, args), None
+    return detector, detector_fingerprint(detector.model_ids, detector.config), detector.malignancy_at
 
 
-def detector_fingerprint(detector: Any, args: argparse.Namespace) -> str:
-    """Identify the models so cached series made with other models are recomputed."""
-    from engine.paths import MODELS_DIR
+def detector_fingerprint(model_ids: Mapping[str, str], config: Any) -> str:
+    """A short id of what decides the candidates: the models' weight ids and the grouping settings.
 
-    given = [Path(p) for p in (args.seg, args.cls, args.mal) if p]
-    files = given if given else sorted(MODELS_DIR.glob("*.pt"))
-    return file_fingerprint(files) if files else "default"
+    Cached series made under another fingerprint are recomputed.
+    """
+    identity = {
+        "models": dict(sorted(model_ids.items())),
+        "seg_threshold": getattr(config, "seg_threshold", None),
+        "lung_region": getattr(config, "lung_region", None),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def default_out_dir(data: Path, split: str) -> Path:

@@ -6,10 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 
 import main
+from engine.checkpoints import save_checkpoint
 from engine.commands import evaluate as evaluate_command
+from engine.evaluation_cache import series_path
+from engine.models import NoduleClassifier, SegmentationModel
 from tests.engine.test_evaluation import FakeDetector, classify_at, write_dataset
 
 
@@ -43,17 +49,61 @@ def test_default_output_folder_is_under_the_user_runs(tmp_path: Path) -> None:
     assert out.name == "evaluate-luna16-val" and out.parent.name == "runs"
 
 
-def test_fingerprint_follows_file_contents(tmp_path: Path) -> None:
-    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    a.write_bytes(b"weights-1")
-    b.write_bytes(b"weights-1")
-    b2 = tmp_path / "sub"
-    b2.mkdir()
-    assert evaluate_command.file_fingerprint([a]) != evaluate_command.file_fingerprint([b])  # names count
-    (b2 / "a.pt").write_bytes(b"weights-1")
-    assert evaluate_command.file_fingerprint([a]) == evaluate_command.file_fingerprint([b2 / "a.pt"])
-    (b2 / "a.pt").write_bytes(b"weights-2")
-    assert evaluate_command.file_fingerprint([a]) != evaluate_command.file_fingerprint([b2 / "a.pt"])
+def test_fingerprint_follows_models_and_grouping_settings() -> None:
+    config = SimpleNamespace(seg_threshold=0.5, lung_region=True)
+    ids = {"segmentation": "segmentation-aa", "classifier": "classifier-bb", "malignancy": "malignancy-cc"}
+    base = evaluate_command.detector_fingerprint(ids, config)
+    assert base == evaluate_command.detector_fingerprint(dict(reversed(list(ids.items()))), config)
+    assert base != evaluate_command.detector_fingerprint({**ids, "malignancy": "malignancy-dd"}, config)
+    assert base != evaluate_command.detector_fingerprint(ids, SimpleNamespace(seg_threshold=0.4, lung_region=True))
+
+
+def _checkpoints(folder: Path) -> dict[str, Path]:
+    """Untrained tiny models; the segmentation says "yes" everywhere so grouping finds a candidate."""
+    seg_args = {"in_channels": 7, "n_classes": 1, "depth": 2, "wf": 2}
+    seg = SegmentationModel(**seg_args)
+    with torch.no_grad():
+        for p in seg.parameters():
+            p.zero_()
+        seg.unet.last.bias.fill_(10.0)
+    paths = {name: folder / f"{name}.pt" for name in ("seg", "cls", "mal")}
+    save_checkpoint(paths["seg"], seg, "segmentation", model_args=seg_args)
+    torch.manual_seed(0)
+    save_checkpoint(paths["cls"], NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 2})
+    save_checkpoint(paths["mal"], NoduleClassifier(conv_channels=2), "malignancy", model_args={"conv_channels": 2})
+    return paths
+
+
+def test_evaluate_with_the_real_detector(tmp_path: Path, capsys) -> None:
+    data = write_dataset(tmp_path / "luna")
+    ckpt = _checkpoints(tmp_path)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--data", str(data), "--split", "all", "--out", str(out), "--bootstrap", "0",
+            "--device", "cpu", "--seg", str(ckpt["seg"]), "--cls", str(ckpt["cls"]), "--mal", str(ckpt["mal"])]
+    assert main.main(argv) == 0
+    assert "LUNA16 FROC" in capsys.readouterr().out
+    record = json.loads(series_path(out, "1.3.6.1.1").read_text())
+    assert record["annotations_classified"] and len(record["annotation_p_malignant"]) == 2
+    assert len(record["candidates"]["p_nodule"]) >= 1
+    rows = (out / "submission.csv").read_text().splitlines()
+    assert rows[0] == "seriesuid,coordX,coordY,coordZ,probability" and len(rows) >= 4
+    # same models → resumed; another classifier → recomputed
+    assert main.main(argv) == 0
+    assert "(3 from the cache)" in capsys.readouterr().out
+    save_checkpoint(ckpt["cls"], NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 2})
+    assert main.main(argv) == 0
+    assert "(0 from the cache)" in capsys.readouterr().out
+
+
+def test_partial_checkpoints_need_the_demo_weights(tmp_path: Path, capsys, monkeypatch) -> None:
+    import engine.detection
+
+    data = write_dataset(tmp_path / "luna")
+    ckpt = _checkpoints(tmp_path)
+    missing = {k: tmp_path / "nowhere" / f"{k}.pt" for k in ("segmentation", "classifier", "malignancy")}
+    monkeypatch.setattr(engine.detection, "default_weight_paths", lambda: missing)
+    assert main.main(["evaluate", "--data", str(data), "--seg", str(ckpt["seg"]), "--device", "cpu"]) == 2
+    assert "no --cls given and the demo classifier weights are missing" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
