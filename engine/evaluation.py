@@ -229,6 +229,7 @@ def evaluate_dataset(
     excluded_by_series = group_by_series(index.excluded)
     at_annotation = settings.malignancy_at == "annotation" and classify_at is not None
     notes: list[str] = []
+    stale: dict[str, int] = {}  # why cached files were not reused → how many
     if not index.has_malignancy:
         notes.append("the dataset has no malignancy labels: every nodule is counted in the Benign row")
     if settings.malignancy_at == "annotation" and classify_at is None:
@@ -253,7 +254,7 @@ def evaluate_dataset(
                     cancelled,
                 )
                 if note:
-                    notes.append(note)
+                    stale[note] = stale.get(note, 0) + 1
                 outcome, kept, mal = _score_series(
                     record, nodules, excluded_by_series.get(uid, []), settings, at_annotation, cached
                 )
@@ -266,6 +267,7 @@ def evaluate_dataset(
         os.replace(tmp_name, submission)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
+    notes += [f"{n} cached series file(s) {why}: recomputed" for why, n in stale.items()]
     froc = compute_froc([o.scan for o in outcomes], bootstrap_samples=settings.bootstrap_samples, seed=settings.seed)
     source = "annotation" if at_annotation else "match"
     malignancy = _malignancy(np.concatenate(mal_samples), source, any_malignancy, index.has_malignancy)

@@ -214,8 +214,9 @@ def load_series(
         need_annotation_scores: Whether the run needs malignancy at the annotations.
 
     Returns:
-        ``(record, "")`` when reusable, else ``(None, reason)`` with the reason
-        in words (empty when there simply is no file).
+        ``(record, "")`` when reusable, else ``(None, reason)``: why the file
+        cannot be used, in a few words (empty when there is no file, or when it
+        only lacks the malignancy scores at the annotations).
     """
     path = series_path(out_dir, series_uid)
     if not path.exists():
@@ -223,17 +224,17 @@ def load_series(
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != CACHE_VERSION:
-            return None, f"{path}: written by another version, recomputing"
+            return None, "written by another version"
         record = SeriesDetections.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return None, f"{path}: unreadable ({exc}), recomputing"
+        return None, f"unreadable ({type(exc).__name__})"
     if record.series_uid != series_uid:
-        return None, f"{path}: holds series {record.series_uid}, recomputing"
+        return None, "holding another series"
     if record.detector_id != detector_id:
-        return None, f"{path}: made by other models, recomputing"
+        return None, "made by other models"
     current = np.asarray(annotation_xyz, dtype=np.float64).reshape(-1, 3)
     if current.shape != record.annotation_xyz.shape or not np.allclose(current, record.annotation_xyz):
-        return None, f"{path}: the annotations changed, recomputing"
+        return None, "made with other annotations"
     if need_annotation_scores and not record.annotations_classified:
         return None, ""
     return record, ""
