@@ -307,7 +307,7 @@ class TrainingLoop:
             "best_metric": self.config.best_metric,
             "loop_state": state.to_metadata(),
             "config": self.config.to_dict(),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         model = unwrap(self.model)

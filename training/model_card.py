@@ -21,14 +21,14 @@ CARD_METRICS = {
 }
 
 
-def launch_command(paths: RunPaths) -> str:
-    """The command line recorded in the run's ``config.json`` (empty when unknown)."""
+def launch_commands(paths: RunPaths) -> list[str]:
+    """The command lines of every launch recorded in the run's ``config.json`` (first to last)."""
     try:
         record = json.loads(paths.config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    argv = record.get("argv") or []
-    return shlex.join(str(a) for a in argv)
+        return []
+    launches = record.get("launches") or [record]
+    return [shlex.join(str(a) for a in launch.get("argv") or []) for launch in launches if launch.get("argv")]
 
 
 def metrics_table(kind: str, metrics: dict[str, float]) -> list[str]:
@@ -61,7 +61,8 @@ def write_run_card(paths: RunPaths, config: TrainConfig, state: LoopState, sha25
         f"- best epoch: {state.best_epoch} of {config.epochs} planned, selected by validation `{config.best_metric}`"
         f" = {state.best_score:.4f}",
         f"- samples seen when saved: {state.samples_seen}",
-        f"- dataset: `{config.data}` (validation = every {config.val_stride}th series by sorted uid)",
+        f"- dataset: `{config.data}` (validation: every series whose position among the sorted uids is a"
+        f" multiple of {config.val_stride})",
         f"- seed {config.seed}, batch {config.batch_size}, epoch size {config.epoch_size}, ratio {config.ratio},"
         f" optimizer {config.optimizer} (lr {config.lr}, momentum {config.momentum}), precision {config.precision}",
         f"- augmentation: {json.dumps(config.augment.to_dict())}",
@@ -71,9 +72,9 @@ def write_run_card(paths: RunPaths, config: TrainConfig, state: LoopState, sha25
     for key in ("dataset_series", "device", "world_size"):
         if key in extra:
             lines.append(f"- {key.replace('_', ' ')}: {extra[key]}")
-    command = launch_command(paths)
-    if command:
-        lines += ["", "Command:", "", "```", command, "```"]
+    commands = launch_commands(paths)
+    if commands:
+        lines += ["", "Command (then each resume):" if len(commands) > 1 else "Command:", "", "```", *commands, "```"]
     lines += ["", "Validation metrics of the best epoch:", "", *metrics_table(config.kind, state.best_metrics)]
     lines += ["", f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
     paths.card.write_text("\n".join(lines), encoding="utf-8")

@@ -188,11 +188,10 @@ def run_training(
 
 
 def _report(events: EventLog, exc: BaseException, epoch: int | None) -> None:
+    """The ``error`` event (when the event log is open) and an ``error:`` line on stderr."""
     message = str(exc) or type(exc).__name__
-    if events.enabled:
-        events.emit("error", message=message, error_type=type(exc).__name__, epoch=epoch)
-    else:  # the failure came before the run folder was usable
-        print(f"error: {message}", file=sys.stderr)
+    events.emit("error", message=message, error_type=type(exc).__name__, epoch=epoch)
+    print(f"error: {message}", file=sys.stderr)
 
 
 def _record_launch(paths: RunPaths, config: TrainConfig, facts: dict[str, Any]) -> None:
@@ -211,7 +210,7 @@ def _launch_facts(argv: list[str], device: torch.device, context: DistContext, r
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": str(device),
         "world_size": context.world_size,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "protocol_version": PROTOCOL_VERSION,

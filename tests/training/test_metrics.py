@@ -1,0 +1,104 @@
+"""Epoch metrics on hand-computed cases; empty classes give 0, never NaN."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from training.metrics import (
+    classification_metrics,
+    f_beta,
+    ratio,
+    segmentation_batch_sums,
+    segmentation_loss,
+    segmentation_metrics,
+    soft_dice_loss,
+)
+
+
+def test_classification_counts_and_ratios_by_hand() -> None:
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    probs = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.5, 0.0])  # 0.5 counts as positive
+    losses = np.arange(8, dtype=np.float32)
+    m = classification_metrics(labels, probs, losses, with_auc=True)
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (2, 1, 2, 3)
+    assert m["n_pos"] == 3 and m["n_neg"] == 5 and m["samples"] == 8
+    assert m["correct_all"] == pytest.approx(100 * 5 / 8)
+    assert m["correct_pos"] == pytest.approx(100 * 2 / 3) and m["correct_pos_count"] == 2
+    assert m["correct_neg"] == pytest.approx(100 * 3 / 5) and m["correct_neg_count"] == 3
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m["f2"] == pytest.approx(5 * 0.5 * (2 / 3) / (4 * 0.5 + 2 / 3))
+    assert m["loss"] == pytest.approx(3.5)
+    # AUC by counting pairs: positives 0.9, 0.6, 0.2 vs negatives 0.7, 0.1, 0.3, 0.5, 0.0
+    pairs = sum((p > n) + 0.5 * (p == n) for p in (0.9, 0.6, 0.2) for n in (0.7, 0.1, 0.3, 0.5, 0.0))
+    assert m["auc"] == pytest.approx(pairs / 15) and m["auc_defined"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "labels,probs",
+    [
+        (np.zeros(0, int), np.zeros(0)),  # empty epoch
+        (np.zeros(4, int), np.full(4, 0.1)),  # no positives, no predictions
+        (np.ones(3, int), np.full(3, 0.9)),  # no negatives
+    ],
+)
+def test_degenerate_cases_are_zero_not_nan(labels: np.ndarray, probs: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning spam either
+        m = classification_metrics(labels, probs, np.zeros(len(labels)), with_auc=True)
+    assert all(math.isfinite(v) for v in m.values())
+    assert m["auc"] == 0.0 and m["auc_defined"] == 0.0
+
+
+def test_ratio_and_f_beta_guard_zero() -> None:
+    assert ratio(3, 0) == 0.0 and ratio(1, 4) == 0.25
+    assert f_beta(0.0, 0.0, 1.0) == 0.0
+    assert f_beta(1.0, 1.0, 2.0) == pytest.approx(1.0)
+
+
+def test_soft_dice_by_hand() -> None:
+    p = torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
+    l = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
+    expected = 1 - (2 * 1.5 + 1) / (1.5 + 2 + 1)
+    assert soft_dice_loss(p, l).item() == pytest.approx(expected)
+    fn_term = 1 - (2 * 1.5 + 1) / (1.5 + 2 + 1)  # p·l equals p here
+    assert segmentation_loss(p, l.bool(), fn_weight=8).item() == pytest.approx(expected + 8 * fn_term)
+
+
+def test_perfect_prediction_has_zero_loss_and_full_scores() -> None:
+    label = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    label[:, :, 2:5, 2:5] = True
+    pred = label.float()
+    losses = segmentation_loss(pred, label)
+    assert torch.allclose(losses, torch.zeros(2), atol=1e-6)
+    m = segmentation_metrics(segmentation_batch_sums(pred, label, losses))
+    assert m["recall"] == 1.0 and m["precision"] == 1.0 and m["dice"] == 1.0 and m["dice_mean"] == 1.0
+    assert m["tp_pct"] == 100.0 and m["fn_pct"] == 0.0 and m["fp_pct"] == 0.0
+    assert m["labelled_pixels"] == 18
+
+
+def test_segmentation_pixel_percentages_by_hand() -> None:
+    label = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    label[0, 0, 0, :] = True  # 4 labelled pixels
+    pred = torch.zeros(1, 1, 4, 4)
+    pred[0, 0, 0, :3] = 0.8  # 3 TP, 1 FN
+    pred[0, 0, 3, :] = 0.9  # 4 FP
+    sums = segmentation_batch_sums(pred, label, torch.tensor([0.5]))
+    sums = sums + segmentation_batch_sums(pred, label, torch.tensor([1.5]))  # two batches summed
+    m = segmentation_metrics(sums)
+    assert (m["tp"], m["fn"], m["fp"]) == (6, 2, 8)
+    assert m["tp_pct"] == 75.0 and m["fn_pct"] == 25.0 and m["fp_pct"] == 100.0
+    assert m["precision"] == pytest.approx(6 / 14) and m["recall"] == pytest.approx(0.75)
+    assert m["dice"] == pytest.approx(12 / (12 + 2 + 8))
+    assert m["loss"] == pytest.approx(1.0) and m["samples"] == 2
+
+
+def test_empty_segmentation_epoch_is_all_zero() -> None:
+    m = segmentation_metrics(torch.zeros(6, dtype=torch.float64))
+    assert all(v == 0.0 for v in m.values())
