@@ -36,8 +36,8 @@ from engine.metrics.records import Detection, annotation_arrays, detection_array
 FROC_FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: The official limit on marks per scan.
 MAX_MARKS_PER_SCAN = 100
-#: Bootstrap work is chunked to keep about this many matrix cells at once.
-_BOOTSTRAP_CELLS = 4_000_000
+#: Bootstrap work is chunked to keep about this many matrix cells at once (~100 MB peak).
+_BOOTSTRAP_CELLS = 1_000_000
 
 
 @dataclass(frozen=True)
