@@ -254,6 +254,7 @@ def test_without_a_malignancy_model(dataset: LunaIndex, tmp_path: Path) -> None:
     text = format_report(result)
     assert "Pred. Nodule" in text and "Pred. Malignant" not in text
     assert "no malignancy probabilities" in text
+    assert "interval" not in text  # no bootstrap asked for
     assert json.loads(write_outputs(result)["report"].read_text())["malignancy"]["model"] is None
 
 
