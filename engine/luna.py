@@ -256,12 +256,14 @@ class LunaIndex:
         self.has_malignancy = has_malignancy
 
     @classmethod
-    def open(cls, root: str | Path, *, require_candidates: bool = False) -> "LunaIndex":
+    def open(cls, root: str | Path, *, require_candidates: bool = False, read_candidates: bool = True) -> "LunaIndex":
         """Index a LUNA16-format folder.
 
         Args:
             root: The folder with ``subset*/`` and the CSV files.
             require_candidates: Refuse a folder without ``candidates.csv``.
+            read_candidates: Read the negatives of ``candidates.csv`` (real LUNA16:
+                ~551k rows). Evaluation needs only the annotations and passes False.
 
         Raises:
             DatasetError: not a folder, no series on disk, no annotation file, or
@@ -297,7 +299,7 @@ class LunaIndex:
         ]
         nodules.sort(key=lambda c: -c.diameter_mm)
         negatives = []
-        if cand_path.exists():
+        if read_candidates and cand_path.exists():
             for uid, xyz, cls_ in iter_candidates(cand_path, on_disk):
                 if cls_ == 0:
                     negatives.append(CandidateInfo(False, False, False, 0.0, uid, xyz))

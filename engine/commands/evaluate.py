@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         malignancy_at=args.malignancy_at,
     )
     data = Path(args.data)
-    index = LunaIndex.open(data)
+    index = LunaIndex.open(data, read_candidates=False)
     out_dir = Path(args.out) if args.out else default_out_dir(data, args.split)
     detector, detector_id, classify_at = build_detector(args)
     bar = ProgressBar("evaluate ")

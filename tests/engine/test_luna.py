@@ -114,3 +114,9 @@ def test_csv_bad_class_and_bool(tmp_path: Path) -> None:
     mal.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm,mal_bool\n1.2,1,2,3,4,maybe\n")
     with pytest.raises(CsvFormatError, match="mal_bool"):
         read_annotations(mal)
+
+
+def test_index_without_candidates(tmp_path: Path) -> None:
+    _dataset(tmp_path, ["1.2.5", "1.2.3", "1.2.4"])
+    index = LunaIndex.open(tmp_path, read_candidates=False)
+    assert all(c.is_nodule for c in index.candidates) and len(index.candidates) == 2
