@@ -62,7 +62,7 @@ class EventLog:
             or ``None`` for stdout only.
         enabled: False on ranks other than 0.
         stdout: Stream for JSON lines (``None``: no JSON on a stream).
-        stderr: Stream for human-readable lines.
+        stderr: Stream for human-readable lines (``None``: ``sys.stderr`` at the time of writing).
         progress_interval: Minimum seconds between two ``progress`` events.
     """
 
@@ -71,8 +71,8 @@ class EventLog:
         run: str,
         jsonl_path: Path | None,
         enabled: bool = True,
-        stdout: TextIO | None = sys.stdout,
-        stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
         progress_interval: float = 1.0,
     ) -> None:
         self.run = run
@@ -108,9 +108,10 @@ class EventLog:
 
     def say(self, text: str) -> None:
         """One human-readable line on stderr."""
-        if self.enabled and self.stderr is not None:
-            self.stderr.write(text + "\n")
-            self.stderr.flush()
+        if self.enabled:
+            stream = self.stderr if self.stderr is not None else sys.stderr
+            stream.write(text + "\n")
+            stream.flush()
 
     def close(self) -> None:
         """Close ``metrics.jsonl``."""
