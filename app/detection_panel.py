@@ -100,7 +100,7 @@ class DetectionPanel(QWidget):
         controller.cancelled.connect(self._on_cancelled)
         controller.busy_changed.connect(self._on_busy)
         self._unsubscribe = [
-            state.subscribe("volume", self._update_enabled),
+            state.subscribe("volume", self._on_volume),
             state.subscribe("result", self._on_result),
             state.subscribe("findings", self._sync_thresholds),
             state.subscribe("overlay", self._sync_overlay),
@@ -109,7 +109,7 @@ class DetectionPanel(QWidget):
         self.destroyed.connect(lambda *_: [off() for off in self._unsubscribe])
         self._sync_thresholds()
         self._sync_overlay()
-        self._update_enabled()
+        self._on_volume()
 
     def _build(self) -> None:
         self.detect_button = QPushButton("Detect")
@@ -154,7 +154,12 @@ class DetectionPanel(QWidget):
         display = QGroupBox("Display")
         dform = QFormLayout(display)
         self.overlay_mode = QComboBox()
-        for mode, text in ((OverlayMode.PROBABILITY, "Probability"), (OverlayMode.MASK, "Mask"), (OverlayMode.OFF, "Off")):
+        for mode, text in (
+            (OverlayMode.OUTLINE, "Mask outline"),
+            (OverlayMode.MASK, "Mask"),
+            (OverlayMode.PROBABILITY, "Probability"),
+            (OverlayMode.OFF, "Off"),
+        ):
             self.overlay_mode.addItem(text, mode.value)
         self.overlay_mode.currentIndexChanged.connect(
             lambda _i: self.state.set_overlay_mode(self.overlay_mode.currentData())
@@ -225,8 +230,14 @@ class DetectionPanel(QWidget):
         self.detect_button.setEnabled(has_volume and not busy)
         self.cancel_button.setEnabled(busy)
         self.seg_slider.setEnabled(self.state.result is not None and not busy)
-        if not has_volume:
+
+    def _on_volume(self) -> None:
+        self.progress.setValue(0)
+        if self.state.volume is None:
             self.stage.setText("Open a series, then Detect.")
+        else:
+            self.stage.setText("Ready: Detect (Ctrl+D) finds nodule candidates in this series.")
+        self._update_enabled()
 
     # --- state → panel ----------------------------------------------------------------
     def _on_result(self) -> None:

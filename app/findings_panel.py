@@ -28,7 +28,17 @@ from app.state import ViewerState
 from app.theme import ACCEPTED_RGB, MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
 
 #: Column titles.
-COLUMNS = ("#", "p(nodule)", "p(malig.)", "Ø mm", "LPS x, y, z (mm)", "Slice", "Class", "Review")
+COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS x, y, z mm", "Slice", "Class", "Review")
+COLUMN_TIPS = (
+    "candidate id",
+    "probability that it is a nodule (nodule classifier)",
+    "probability that it is malignant (malignancy classifier)",
+    "equivalent-sphere diameter of the segmented region, mm",
+    "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior)",
+    "axial image number (1-based) of the centre",
+    "how it shows at the current thresholds",
+    "your verdict (A accept, X reject, U clear)",
+)
 #: Role holding the numeric sort key of a cell.
 SORT_ROLE = Qt.ItemDataRole.UserRole
 #: Role holding the candidate id of a row (any column).
@@ -88,6 +98,8 @@ class FindingsTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

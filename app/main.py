@@ -37,7 +37,10 @@ def run_gui(argv: list[str]) -> int:
     if RESET_SETTINGS in argv:
         settings.clear()
     window = MainWindow(settings=settings)
-    window.show()
+    if window.restored_geometry:
+        window.show()
+    else:
+        window.showMaximized()  # first start: use the whole screen, as reading software does
     if paths:
         QTimer.singleShot(0, lambda: window.open_path(Path(paths[0])))
     else:

@@ -16,11 +16,13 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QSplitter,
     QWidget,
 )
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         self.loader = LoadController(self.state, self.pool, self)
         self.detector = DetectController(self.state, self.provider, self.pool, self)
         self.current_path: Path | None = None
+        self._last_overlay_mode = OverlayMode.OUTLINE
         self._menus: dict[str, QMenu] = {}
         self.actions_: dict[str, QAction] = {}
         self.setWindowTitle(f"{APP_TITLE} — not for clinical use")
@@ -105,11 +108,33 @@ class MainWindow(QMainWindow):
         for view in self.views.values():
             view.hovered.connect(self._show_readout)
 
-    def add_dock(self, title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
-        """Add a panel as a dock (its layout is saved and restored with the window)."""
+    def add_dock(
+        self,
+        title: str,
+        widget: QWidget,
+        name: str,
+        area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+        keep_height: bool = False,
+    ) -> QDockWidget:
+        """Add a panel as a dock (its layout is saved and restored with the window).
+
+        Args:
+            title: Dock title.
+            widget: The panel.
+            name: Object name (identifies the dock in the saved layout).
+            area: Where it goes first.
+            keep_height: Keep the panel's natural height (up to 440 px) instead
+                of letting it scroll when space is short.
+        """
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # lets the window shrink on small screens instead of refusing to
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        if keep_height:
+            scroll.setMinimumHeight(min(widget.sizeHint().height() + 4, 440))
+        dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         return dock
 
@@ -118,11 +143,11 @@ class MainWindow(QMainWindow):
         self.findings_panel = FindingsPanel(self.state)
         self.crop_panel = CropPreviewPanel(self.state)
         self.docks = {
-            "cad": self.add_dock("CAD", self.detection_panel, "cadDock"),
+            "cad": self.add_dock("CAD", self.detection_panel, "cadDock", keep_height=True),
             "findings": self.add_dock("Findings", self.findings_panel, "findingsDock"),
             "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
         }
-        self.resizeDocks(list(self.docks.values()), [470, 470, 470], Qt.Orientation.Horizontal)
+        self.resizeDocks(list(self.docks.values()), [520, 520, 520], Qt.Orientation.Horizontal)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -200,9 +225,37 @@ class MainWindow(QMainWindow):
         analysis.addAction(a("reject", "Re&ject finding", lambda: self.findings_panel.mark_selected(Mark.REJECTED), "X"))
         analysis.addAction(a("clear_mark", "C&lear review mark", lambda: self.findings_panel.mark_selected(None), "U"))
 
+        self._build_toolbar()
+
         help_menu = self.menu("&Help")
         help_menu.addAction(a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
         help_menu.addAction(a("about", "&About LungCAD", lambda: show_about(self)))
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("Main")
+        bar.setObjectName("mainToolBar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for name, text in (("open", "Open"), ("open_dicom", "DICOM"), ("demo", "Demo")):
+            bar.addAction(self._short(name, text))
+        bar.addSeparator()
+        for preset in self.presets:
+            bar.addAction(self._short(f"preset:{preset.name}", preset.name))
+        bar.addAction(self._short("reset_view", "Reset view"))
+        bar.addSeparator()
+        bar.addAction(self._short("detect", "Detect"))
+        bar.addAction(self._short("hide_cad", "Hide CAD"))
+
+    def _short(self, name: str, text: str) -> QAction:
+        """A toolbar twin of an action: short text, same behaviour, state and shortcut in the tooltip."""
+        action = self.actions_[name]
+        twin = QAction(text, self)
+        twin.setCheckable(action.isCheckable())
+        shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        twin.setToolTip(action.text().replace("&", "") + (f" ({shortcut})" if shortcut else ""))
+        twin.triggered.connect(action.trigger)
+        action.changed.connect(lambda: (twin.setEnabled(action.isEnabled()), twin.setChecked(action.isChecked())))
+        return twin
 
     def _wire(self) -> None:
         self.loader.started.connect(self._on_load_started)
@@ -353,7 +406,12 @@ class MainWindow(QMainWindow):
             view.cross_v.setVisible(shown)
 
     def _toggle_overlay(self, shown: bool) -> None:
-        self.state.set_overlay_mode(OverlayMode.PROBABILITY if shown else OverlayMode.OFF)
+        if shown:
+            self.state.set_overlay_mode(self._last_overlay_mode)
+        else:
+            if self.state.overlay_mode != OverlayMode.OFF:
+                self._last_overlay_mode = self.state.overlay_mode
+            self.state.set_overlay_mode(OverlayMode.OFF)
 
     def _sync_overlay_action(self) -> None:
         self.actions_["overlay"].setChecked(self.state.overlay_mode != OverlayMode.OFF)
@@ -440,6 +498,7 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         s = self.settings
         geometry, state, splitter, side = s.layout("geometry"), s.layout("state"), s.layout("views"), s.layout("side")
+        self.restored_geometry = geometry is not None
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:

@@ -34,15 +34,50 @@ def probability_u8(values: np.ndarray) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
+def mask_level(seg_threshold: float) -> int:
+    """The largest stored level that is not segmented at ``seg_threshold``.
+
+    A voxel with level ``q`` (probability × 255) is segmented when ``q > mask_level(t)``:
+    the engine's rule (``engine.detection.result.threshold_level``), restated here so
+    the GUI thread never imports the detection package (it imports torch).
+    """
+    return int(np.floor(float(seg_threshold) * 255 + 1e-9))
+
+
+def outline_u8(levels: np.ndarray, seg_threshold: float) -> np.ndarray:
+    """The outline of the segmentation on one slice: 255 on the mask's edge pixels, else 0.
+
+    An edge pixel is in the mask with at least one of its four neighbours outside
+    it (or on the image border), so the outline surrounds what was segmented
+    without covering it.
+
+    Args:
+        levels: 2D ``uint8`` probability levels (probability × 255).
+        seg_threshold: Segmentation threshold in [0, 1].
+
+    Returns:
+        C-contiguous ``uint8`` array of the same shape.
+    """
+    mask = levels > mask_level(seg_threshold)
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    inner[0, :] = inner[-1, :] = False
+    inner[:, 0] = inner[:, -1] = False
+    return np.where(mask & ~inner, np.uint8(255), np.uint8(0))
+
+
 def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVERLAY_RGB) -> np.ndarray:
     """The RGBA lookup table of the overlay.
 
     Args:
         mode: ``"probability"`` (opacity grows with the probability, nothing
             below 0.1), ``"mask"`` (solid where the voxel is segmented at
-            ``seg_threshold``: level ``q > floor(255 t)``, the engine's rule in
-            ``engine.detection.result.threshold_level``), or ``"off"`` (fully
-            transparent).
+            ``seg_threshold``, see :func:`mask_level`), ``"outline"`` (solid at
+            255 only: for images made by :func:`outline_u8`), or ``"off"``
+            (fully transparent).
         seg_threshold: Segmentation threshold in [0, 1], for the mask.
         rgb: Overlay colour.
 
@@ -55,8 +90,9 @@ def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVE
     if mode == "probability":
         lut[:, 3] = np.rint(np.clip((p - 0.1) / 0.9, 0.0, 1.0) * 255.0).astype(np.uint8)
     elif mode == "mask":
-        level = int(np.floor(float(seg_threshold) * 255 + 1e-9))
-        lut[level + 1 :, 3] = 255
+        lut[mask_level(seg_threshold) + 1 :, 3] = 255
+    elif mode == "outline":
+        lut[255, 3] = 255
     elif mode != "off":
         raise ValueError(f"unknown overlay mode {mode!r}")
     return lut

@@ -29,7 +29,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
-from app.overlay import overlay_lut, probability_u8
+from app.overlay import outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
 from app.state import OverlayMode, ViewerState
 from app.theme import MALIGNANT_RGB, NODULE_RGB, PLANE_RGB, REJECTED_RGB, VIEW_BACKGROUND
@@ -159,6 +159,9 @@ class SliceView(QWidget):
         self.layout_: PlaneLayout | None = None
         self._slice = -1
         self._markers: PlaneMarkers | None = None
+        self._overlay_slices: np.ndarray | None = None
+        self._lut_key: tuple | None = None
+        self._overlay_pixels: tuple | None = None
         self._findings: tuple[Finding, ...] = ()
         self._wl_start = state.window
         self._pens: dict[tuple, QPen] = {}
@@ -297,7 +300,7 @@ class SliceView(QWidget):
         """Put the current slice's pixels, overlay and markers on screen (one slice change)."""
         layout, ct = self.layout_, self.state.volume
         self.image.setImage(display_slice(ct.hu, layout, self._slice), autoLevels=False, levels=self.state.window.levels)
-        self._show_overlay_slice()
+        self._on_overlay()
         self._refresh_markers()
         self.slider.blockSignals(True)
         self.slider.setValue(layout.slider_value(self._slice))
@@ -311,7 +314,7 @@ class SliceView(QWidget):
         name = "xyz"[k]
         self.canvas.info.setText(
             f"{self.plane.value.capitalize()}  {self._slice + 1}/{layout.n_slices}\n"
-            f"{name} {xyz[k]:.1f} mm   ({layout.spacing_slice:.2f} mm)"
+            f"{name} {xyz[k]:.1f} mm · spacing {layout.spacing_slice:.2f} mm"
         )
 
     def _on_window(self) -> None:
@@ -323,28 +326,38 @@ class SliceView(QWidget):
 
     def _on_result(self) -> None:
         result = self.state.result
-        self.overlay.setVisible(result is not None)
+        probability = None if result is None else getattr(result, "seg_probability", None)
+        self._overlay_slices = None
+        if probability is not None and self.layout_ is not None:
+            # which slices hold any probability: most do not, and an empty overlay need not be drawn
+            others = tuple(a for a in (0, 1, 2) if a != self.layout_.slice_axis)
+            self._overlay_slices = np.any(probability, axis=others)
         self._on_overlay()
-        if result is not None and self._slice >= 0:
-            self._show_overlay_slice()
 
-    def _show_overlay_slice(self) -> None:
-        result = self.state.result
-        if result is None or self.layout_ is None or self._slice < 0:
-            return
-        probability = getattr(result, "seg_probability", None)
-        if probability is None:
-            return
-        self.overlay.setImage(
-            probability_u8(slice_2d(probability, self.layout_, self._slice)), autoLevels=False, levels=(0, 255)
-        )
+    def _overlay_on_slice(self) -> bool:
+        flags = self._overlay_slices
+        return flags is not None and 0 <= self._slice < len(flags) and bool(flags[self._slice])
 
     def _on_overlay(self) -> None:
+        """Bring the overlay in line with the state: table, opacity, visibility, and pixels when shown."""
         state = self.state
         mode = state.overlay_mode
-        self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
+        lut_key = (mode, state.seg_threshold)
+        if lut_key != self._lut_key:
+            self._lut_key = lut_key
+            self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
         self.overlay.setOpacity(state.overlay_opacity)
-        self.overlay.setVisible(state.result is not None and mode != OverlayMode.OFF and not state.hide_cad)
+        visible = state.result is not None and mode != OverlayMode.OFF and not state.hide_cad and self._overlay_on_slice()
+        if visible:
+            outline = mode == OverlayMode.OUTLINE
+            wanted = (state.result, self._slice, outline, state.seg_threshold if outline else None)
+            if self._overlay_pixels is None or any(a is not b and a != b for a, b in zip(wanted, self._overlay_pixels)):
+                levels = probability_u8(slice_2d(state.result.seg_probability, self.layout_, self._slice))
+                if outline:
+                    levels = outline_u8(levels, state.seg_threshold)
+                self.overlay.setImage(levels, autoLevels=False, levels=(0, 255))
+                self._overlay_pixels = wanted
+        self.overlay.setVisible(visible)
 
     def _on_cad(self) -> None:
         self._on_overlay()

@@ -39,6 +39,7 @@ class OverlayMode(str, Enum):
     """How the segmentation probability volume is drawn."""
 
     OFF = "off"
+    OUTLINE = "outline"
     PROBABILITY = "probability"
     MASK = "mask"
 
@@ -56,8 +57,8 @@ class ViewerState:
         self._volume: CtVolume | None = None
         self._crosshair: tuple[int, int, int] = (0, 0, 0)
         self._window = window or DEFAULT_WINDOW
-        self._overlay_opacity = 0.45
-        self._overlay_mode = OverlayMode.PROBABILITY
+        self._overlay_opacity = 0.8
+        self._overlay_mode = OverlayMode.OUTLINE  # shows what was segmented without hiding it
         self._thresholds = thresholds or Thresholds()
         self._seg_threshold = 0.5
         self._result: Any = None

@@ -179,6 +179,11 @@ def test_hide_cad_hides_all_marks(qtbot, detected) -> None:
 def test_overlay_mode_and_opacity(qtbot, detected) -> None:
     axial = detected.views[Plane.AXIAL]
     panel = detected.detection_panel
+    assert detected.state.overlay_mode.value == "outline"  # default: the mask's outline, the nodule stays visible
+    c1 = detected.state.result.candidates[0]
+    (i0, r0, c0), (i1, r1, c1_) = c1.bbox_irc
+    shown = axial.overlay.image
+    assert shown[r0, c0] == 255 and shown[(r0 + r1) // 2, (c0 + c1_) // 2] == 0
     panel.opacity.setValue(80)
     assert axial.overlay.opacity() == pytest.approx(0.8)
     panel.overlay_mode.setCurrentIndex(panel.overlay_mode.findData("mask"))
@@ -231,3 +236,16 @@ def test_detect_without_volume_does_nothing(qtbot, window, fake_detector) -> Non
     window.run_detect()
     assert fake_detector.detect_calls == 0
 
+
+
+def test_overlay_follows_the_slice_after_being_off(qtbot, detected) -> None:
+    axial = detected.views[Plane.AXIAL]
+    detected.actions_["overlay"].trigger()  # off
+    axial.go_to_slice(6)  # candidate 2's slice
+    assert not axial.overlay.isVisible()
+    detected.actions_["overlay"].trigger()  # back on: the pixels are those of slice 6
+    c2 = detected.state.result.candidates[1]
+    (_, r0, c0), _ = c2.bbox_irc
+    assert axial.overlay.isVisible() and axial.overlay.image[r0, c0] == 255
+    axial.go_to_slice(0)  # no probability on this slice: nothing drawn
+    assert not axial.overlay.isVisible()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from app.overlay import crop_plane, overlay_lut, probability_u8
+from app.overlay import crop_plane, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, plane_layout
 from app.windowing import WindowLevel
 from engine.geometry import Geometry
@@ -47,3 +47,14 @@ def test_crop_is_centred_windowed_and_padded() -> None:
     hu2 = hu.copy()
     hu2[6, 8, 12] = 1000  # one slice up (superior) shows above the centre in the coronal crop
     assert crop_plane(hu2, coronal, (5, 8, 12), 12.0, WindowLevel(400, 40))[2, 6] == 255
+
+
+def test_outline_surrounds_the_mask_without_covering_it() -> None:
+    levels = np.zeros((7, 8), dtype=np.uint8)
+    levels[1:6, 2:7] = 200  # 5×5 block, p ≈ 0.78
+    edge = outline_u8(levels, 0.5)
+    assert edge.dtype == np.uint8 and set(np.unique(edge)) == {0, 255}
+    assert edge[1:6, 2:7].sum() == 255 * 16 and not edge[2:5, 3:6].any()  # ring of 16 pixels, hollow inside
+    assert not outline_u8(levels, 0.8).any()  # nothing above 0.8
+    full = np.full((3, 3), 255, dtype=np.uint8)
+    assert outline_u8(full, 0.5).sum() == 255 * 8  # the image border closes the outline
