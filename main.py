@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "info": "engine.commands.info",
     "evaluate": "engine.commands.evaluate",
     "gui-bench": "app.bench",
+    "analyze": "engine.commands.analyze",
 }
 #: Subcommands that take over the rest of the command line themselves.
 PASSTHROUGH: dict[str, str] = {

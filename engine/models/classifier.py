@@ -48,6 +48,9 @@ class NoduleClassifier(nn.Module):
         conv_channels: Channels of the first block; each block doubles them.
     """
 
+    #: Children applied in order before the head; a fine-tuned copy often shares a prefix of them.
+    TRUNK: tuple[str, ...] = ("tail_batchnorm", "block1", "block2", "block3", "block4")
+
     def __init__(self, in_channels: int = 1, conv_channels: int = 8) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -83,10 +86,24 @@ class NoduleClassifier(nn.Module):
             ``(logits, probabilities)``, both ``(N, 2)``; column 1 is the positive
             class (nodule, or malignant).
         """
-        x = self.tail_batchnorm(x)
-        x = self.block1(x)
-        x = self.block2(x)
-        x = self.block3(x)
-        x = self.block4(x)
-        logits = self.head_linear(x.flatten(1))
+        return self.head(self.trunk(x))
+
+    def trunk(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Apply trunk stages ``start .. stop-1`` (indices into :attr:`TRUNK`).
+
+        Args:
+            x: The output of stage ``start - 1`` (the crops when ``start == 0``).
+            start: First stage to apply.
+            stop: One past the last stage (default: all).
+
+        Returns:
+            The features after stage ``stop - 1``: ``(N, 8c, 2, 3, 3)`` after the whole trunk.
+        """
+        for name in self.TRUNK[start:stop]:
+            x = getattr(self, name)(x)
+        return x
+
+    def head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trunk features ``(N, 8c, 2, 3, 3)`` → ``(logits, probabilities)``, both ``(N, 2)``."""
+        logits = self.head_linear(features.flatten(1))
         return logits, self.head_softmax(logits)

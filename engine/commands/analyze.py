@@ -1,0 +1,106 @@
+"""``python main.py analyze PATH``: detect nodules in one CT and print the findings."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+
+DESCRIPTION = "detect nodule candidates in a CT (file or DICOM folder) and print the findings"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a .mhd/.mha/.nii/.nii.gz/.nrrd file or a DICOM folder")
+    parser.add_argument("--series", default=None, help="series uid to load from a DICOM folder with several")
+    parser.add_argument("--seg", default=None, help="segmentation checkpoint (.pt, or the book's .state); default: demo weights")
+    parser.add_argument("--cls", default=None, help="nodule classifier checkpoint; default: demo weights")
+    parser.add_argument("--mal", default=None, help="malignancy classifier checkpoint; default: demo weights")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run (default auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="float type of the models (auto: float16 on GPU, float32 on CPU)")
+    parser.add_argument("--csv", default=None, help="write the LUNA16 submission CSV (seriesuid,coordX,coordY,coordZ,probability)")
+    parser.add_argument("--json", default=None, help="write all candidates (voxel and LPS coordinates) as JSON")
+    parser.add_argument("--nodule-threshold", type=float, default=0.5, help="p_nodule shown as a finding (default 0.5)")
+    parser.add_argument("--malignancy-threshold", type=float, default=0.5, help="p_malignant flagged malignant (default 0.5)")
+    parser.add_argument("--seg-threshold", type=float, default=0.5, help="segmentation probability threshold (default 0.5)")
+    parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung-region search)")
+
+
+def detector_from_args(args: argparse.Namespace):
+    """Build the :class:`~engine.detection.Detector` the options ask for (demo weights for those not given)."""
+    from engine.detection import Detector, DetectorConfig, default_weight_paths
+    from engine.errors import CheckpointError
+
+    config = DetectorConfig(
+        seg_threshold=args.seg_threshold, precision=args.precision, lung_region=not args.all_slices
+    )
+    if args.seg is None and args.cls is None and args.mal is None:
+        return Detector.default(device=args.device, config=config)
+    defaults = default_weight_paths()
+    chosen = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
+    paths = {}
+    for kind, given in chosen.items():
+        path = Path(given) if given else defaults[kind]
+        if not given and not path.exists():
+            option = {"segmentation": "--seg", "classifier": "--cls", "malignancy": "--mal"}[kind]
+            raise CheckpointError(f"no {kind} model: give {option} (the demo weights {path} are missing)")
+        paths[kind] = path
+    return Detector.from_checkpoints(
+        paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device, config=config
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.commands.progress import ProgressBar
+    from engine.ct import load_ct
+    from engine.detection.result import NOT_FOR_CLINICAL_USE
+    from engine.export import luna_rows, write_findings_json, write_luna_csv
+
+    began = time.perf_counter()
+    ct = load_ct(args.path, args.series)
+    load_seconds = time.perf_counter() - began
+    for line in ct.notes:
+        print(f"note: {line}")
+    for line in ct.warnings:
+        print(f"warning: {line}")
+    detector = detector_from_args(args)
+    bar = ProgressBar(label="detect ")
+    try:
+        result = detector.detect(ct, progress=bar)
+    finally:
+        bar.close()
+    print(f"series {ct.series_uid}: {ct.shape[0]} slices of {ct.shape[1]}×{ct.shape[2]}, loaded in {load_seconds:.2f} s")
+    print(format_findings(result, args.nodule_threshold, args.malignancy_threshold))
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items())
+    print(f"time (s): {stages}; device {result.device} ({result.precision})")
+    print("models: " + ", ".join(f"{k} {v}" for k, v in result.model_ids.items()))
+    for line in result.messages:
+        print(f"note: {line}")
+    options = {"nodule_threshold": args.nodule_threshold, "malignancy_threshold": args.malignancy_threshold}
+    if args.csv:
+        print(f"wrote {write_luna_csv(luna_rows(result), args.csv)}")
+    if args.json:
+        print(f"wrote {write_findings_json(result, args.json, source=str(ct.source_path), **options)}")
+    print(NOT_FOR_CLINICAL_USE)
+    return 0
+
+
+def format_findings(result, nodule_threshold: float = 0.5, malignancy_threshold: float = 0.5) -> str:
+    """The findings table: candidates with ``p_nodule >= nodule_threshold``, most probable first."""
+    nodules = result.nodules(nodule_threshold)
+    lines = [
+        f"{len(result.candidates)} candidates, {len(nodules)} with p_nodule >= {nodule_threshold:g}"
+        + (":" if nodules else ".")
+    ]
+    if nodules:
+        lines.append(f"{'id':>5} {'p_nodule':>8} {'p_malig':>8} {'':3} {'diam mm':>7}  {'x, y, z (LPS mm)':>26}  {'slice':>5}")
+        for c in nodules:
+            flag = "MAL" if c.p_malignant >= malignancy_threshold else ""
+            x, y, z = c.center_xyz
+            lines.append(
+                f"{c.id:>5} {c.p_nodule:8.3f} {c.p_malignant:8.3f} {flag:3} {c.diameter_mm:7.1f}  "
+                f"{x:8.1f},{y:8.1f},{z:8.1f}  {c.slice_index:>5}"
+            )
+    return "\n".join(lines)

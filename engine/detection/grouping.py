@@ -1,0 +1,196 @@
+"""Grouping the segmentation into candidates (SPEC §4, steps 2–3).
+
+Threshold the probability levels, erode once with the 3D cross (drops specks,
+splits blobs touching by a voxel), label 6-connected components with
+connected-components-3d (scipy's labeller as fallback), and measure every
+component at once with ``np.bincount``: the centre of mass of the eroded
+component weighted by ``clip(HU, -1000, 1000) + 1001`` (the book's rule; its
+per-label ``center_of_mass`` took seconds per CT), and the size of the
+component grown back by the one voxel layer the erosion removed, within the
+thresholded mask (so that diameters are not those of the eroded core).
+
+Only the bounding box of the thresholded voxels is processed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from engine.detection.result import threshold_level
+from engine.detection.runtime import tensor_view
+
+try:
+    import cc3d
+except ImportError:  # scipy's labeller below gives the same labels, more slowly
+    cc3d = None
+
+_CROSS_SHIFTS = ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
+
+
+@dataclass(frozen=True, eq=False)
+class Components:
+    """Measured connected components, in raster order of their first voxel.
+
+    Args:
+        centers_irc: ``(N, 3)`` float64 weighted centres (index, row, col).
+        voxel_counts: ``(N,)`` int64 voxels of each grown-back component.
+        bbox_lo: ``(N, 3)`` int64 first voxel of each component's box.
+        bbox_hi: ``(N, 3)`` int64 one past the last voxel.
+    """
+
+    centers_irc: np.ndarray
+    voxel_counts: np.ndarray
+    bbox_lo: np.ndarray
+    bbox_hi: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.centers_irc.shape[0])
+
+    @classmethod
+    def empty(cls) -> Components:
+        """No components."""
+        return cls(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64))
+
+
+def erode_cross(mask: np.ndarray) -> np.ndarray:
+    """One binary erosion with the 6-neighbour cross; outside the array counts as background.
+
+    Args:
+        mask: bool ``(I, R, C)``.
+
+    Returns:
+        bool ``(I, R, C)``: voxels set in ``mask`` whose six face neighbours are set too.
+    """
+    padded = np.zeros(tuple(s + 2 for s in mask.shape), dtype=bool)
+    padded[1:-1, 1:-1, 1:-1] = mask
+    out = mask.copy()
+    for di, dr, dc in _CROSS_SHIFTS:
+        out &= padded[1 + di : padded.shape[0] - 1 + di, 1 + dr : padded.shape[1] - 1 + dr, 1 + dc : padded.shape[2] - 1 + dc]
+    return out
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """6-connected components of a bool volume.
+
+    Returns:
+        ``(labels, n)``: unsigned labels ``1..n`` in raster order of each
+        component's first voxel (0 = background), and the number of components.
+    """
+    if cc3d is not None:
+        labels, count = cc3d.connected_components(mask, connectivity=6, return_N=True)
+        return labels, int(count)
+    labels, count = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
+    return labels, int(count)
+
+
+def grow_labels(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Give each unlabelled voxel of ``mask`` the largest label among its six neighbours.
+
+    Args:
+        labels: ``(I, R, C)`` labels of the eroded components (a subset of ``mask``).
+        mask: bool ``(I, R, C)`` thresholded (not eroded) voxels.
+
+    Returns:
+        Labels of the same dtype: the components grown back by one voxel layer
+        inside ``mask``; voxels of ``mask`` touching no component stay 0.
+    """
+    shape = labels.shape
+    padded = np.zeros(tuple(s + 2 for s in shape), dtype=labels.dtype)
+    padded[1:-1, 1:-1, 1:-1] = labels
+    rim = np.flatnonzero(mask & (labels == 0))
+    i, r, c = np.unravel_index(rim, shape)
+    flat = np.ravel_multi_index((i + 1, r + 1, c + 1), padded.shape)
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    best = np.zeros(rim.size, dtype=labels.dtype)
+    flat_padded = padded.ravel()
+    for shift in _CROSS_SHIFTS:
+        np.maximum(best, flat_padded[flat + int(np.dot(shift, strides))], out=best)
+    grown = labels.copy()
+    grown.ravel()[rim] = best
+    return grown
+
+
+def measure_components(
+    labels: np.ndarray, grown: np.ndarray, count: int, hu: np.ndarray, offset_irc: np.ndarray
+) -> Components:
+    """Weighted centres (from ``labels``) and sizes and boxes (from ``grown``) of all components.
+
+    Args:
+        labels: ``(I, R, C)`` eroded component labels ``1..count``.
+        grown: ``(I, R, C)`` the same components grown back (:func:`grow_labels`).
+        count: Number of components.
+        hu: ``(I, R, C)`` HU of the same box (int16).
+        offset_irc: ``(3,)`` position of the box's first voxel in the volume.
+
+    Returns:
+        The components, coordinates in the volume's frame.
+    """
+    flat = np.flatnonzero(labels)
+    which = labels.ravel()[flat].astype(np.int64)
+    i, r, c = np.unravel_index(flat, labels.shape)
+    weights = np.clip(hu[i, r, c].astype(np.float64), -1000.0, 1000.0) + 1001.0
+    bins = count + 1
+    total = np.bincount(which, weights=weights, minlength=bins)[1:]
+    centers = np.stack(
+        [np.bincount(which, weights=weights * axis, minlength=bins)[1:] for axis in (i, r, c)], axis=1
+    ) / total[:, None]
+    counts = np.bincount(grown.ravel(), minlength=bins)[1:].astype(np.int64)
+    boxes = ndimage.find_objects(grown, max_label=count)
+    lo = np.array([[s.start for s in box] for box in boxes], dtype=np.int64).reshape(-1, 3)
+    hi = np.array([[s.stop for s in box] for box in boxes], dtype=np.int64).reshape(-1, 3)
+    offset = np.asarray(offset_irc, dtype=np.int64)
+    return Components(centers + offset, counts, lo + offset, hi + offset)
+
+
+def group_components(levels: np.ndarray | torch.Tensor, hu: np.ndarray, seg_threshold: float = 0.5) -> Components:
+    """Threshold, erode, label and measure: the candidates of a segmentation.
+
+    Args:
+        levels: ``uint8 (I, R, C)`` probability levels (``round(255·p)``), numpy or
+            a torch tensor on any device (thresholding and the bounding box are
+            computed there).
+        hu: ``int16 (I, R, C)`` HU of the CT, for the centre weights.
+        seg_threshold: Segmentation probability threshold (voxels with ``p > t``).
+
+    Returns:
+        All components (possibly none).
+    """
+    tensor = tensor_view(levels) if isinstance(levels, np.ndarray) else levels
+    mask = tensor > threshold_level(seg_threshold)
+    box = _bounding_box(mask)
+    if box is None:
+        return Components.empty()
+    window = tuple(slice(lo, hi) for lo, hi in box)
+    sub = mask[window].cpu().numpy()
+    eroded = erode_cross(sub)
+    if not eroded.any():
+        return Components.empty()
+    labels, count = label_components(eroded)
+    grown = grow_labels(labels, sub)
+    offset = np.array([lo for lo, _ in box], dtype=np.int64)
+    return measure_components(labels, grown, count, hu[window], offset)
+
+
+def _bounding_box(mask: torch.Tensor) -> tuple[tuple[int, int], ...] | None:
+    """``((i0, i1), (r0, r1), (c0, c1))`` of the set voxels, hi exclusive, or None.
+
+    The slice range is found first, so the row and column scans only read those slices.
+    """
+    present = torch.nonzero(mask.flatten(1).any(dim=1)).flatten()
+    if present.numel() == 0:
+        return None
+    i0, i1 = int(present[0]), int(present[-1]) + 1
+    rows_cols = mask[i0:i1].any(dim=0)
+    rows = torch.nonzero(rows_cols.any(dim=1)).flatten()
+    cols = torch.nonzero(rows_cols.any(dim=0)).flatten()
+    return (i0, i1), (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+
+
+def equivalent_diameter_mm(voxel_counts: np.ndarray, spacing_irc: tuple[float, float, float]) -> np.ndarray:
+    """Diameter (mm) of the sphere whose volume equals ``voxel_counts`` voxels of ``spacing_irc`` mm."""
+    volume = np.asarray(voxel_counts, dtype=np.float64) * float(np.prod(spacing_irc))
+    return np.cbrt(6.0 * volume / np.pi)

@@ -1,0 +1,86 @@
+"""``python main.py analyze`` on MetaImage, NIfTI and DICOM input, with tiny checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import main
+from engine.checkpoints import save_checkpoint
+from tests.dicom_writer import write_dicom_series
+from tests.engine.fake_chest import lung_block, tiny_classifier, tiny_segmentation
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(folder / "seg.pt", tiny_segmentation(0), "segmentation", model_args={"depth": 2, "wf": 2})
+    save_checkpoint(folder / "cls.pt", tiny_classifier(1), "classifier", model_args={"conv_channels": 2})
+    save_checkpoint(folder / "mal.pt", tiny_classifier(2), "malignancy", model_args={"conv_channels": 2})
+    return folder
+
+
+def _write_image(ct, path):
+    image = sitk.GetImageFromArray(ct.hu)
+    image.SetSpacing(ct.geometry.spacing_xyz)
+    image.SetOrigin(ct.geometry.origin_xyz)
+    sitk.WriteImage(image, str(path))
+
+
+def _analyze(path, checkpoints, tmp_path, capsys, *extra):
+    argv = ["analyze", str(path), "--seg", str(checkpoints / "seg.pt"), "--cls", str(checkpoints / "cls.pt"),
+            "--mal", str(checkpoints / "mal.pt"), "--device", "cpu", "--csv", str(tmp_path / "out.csv"),
+            "--json", str(tmp_path / "out.json"), "--nodule-threshold", "0", *extra]
+    assert main.main(argv) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".nii.gz"])
+def test_analyze_volume_files(suffix, checkpoints, tmp_path, capsys):
+    ct = lung_block(shape=(12, 40, 40), nodules=(((6, 20, 20), 3.0),))
+    path = tmp_path / f"scan{suffix}"
+    _write_image(ct, path)
+    out = _analyze(path, checkpoints, tmp_path, capsys)
+    payload = json.loads((tmp_path / "out.json").read_text())
+    assert payload["coordinate_system"] == "LPS" and "not for clinical use" in payload["note"]
+    assert payload["shape_irc"] == [12, 40, 40]
+    assert set(payload["model_ids"]) == {"segmentation", "classifier", "malignancy"}
+    n = payload["n_candidates"]
+    assert f"{n} candidates, {n} with p_nodule >= 0" in out
+    assert "not for clinical use" in out
+    rows = list(csv.reader((tmp_path / "out.csv").open()))
+    assert rows[0] == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
+    assert len(rows) == n + 1
+    for entry in payload["candidates"]:
+        assert len(entry["center_irc"]) == 3 and len(entry["center_xyz_mm"]) == 3
+        assert 0.0 <= entry["p_nodule"] <= 1.0 and 0.0 <= entry["p_malignant"] <= 1.0
+    if n:
+        probabilities = [float(r[4]) for r in rows[1:]]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert f"{payload['candidates'][0]['p_nodule']:8.3f}".strip() in out
+
+
+def test_analyze_dicom_folder(checkpoints, tmp_path, capsys):
+    ct = lung_block(shape=(10, 32, 36), nodules=(((5, 16, 18), 3.0),))
+    folder = tmp_path / "dicom"
+    write_dicom_series(folder, ct.hu, spacing_xyz=(0.8, 0.8, 1.5))
+    out = _analyze(folder, checkpoints, tmp_path, capsys, "--all-slices")
+    payload = json.loads((tmp_path / "out.json").read_text())
+    assert payload["series_uid"] == "1.2.826.0.1.3680043.2.1125.7.1"
+    assert payload["shape_irc"] == [10, 32, 36]
+    assert "time (s):" in out and "models: segmentation segmentation:" in out
+
+
+def test_analyze_without_weights_explains(tmp_path, capsys, monkeypatch):
+    from engine.detection import detector as detector_module
+
+    monkeypatch.setattr(detector_module, "MODELS_DIR", tmp_path)
+    ct = lung_block(shape=(6, 16, 16), nodules=())
+    path = tmp_path / "scan.mhd"
+    _write_image(ct, path)
+    assert main.main(["analyze", str(path), "--device", "cpu"]) == 2
+    assert "demo model weights are missing" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""Device resolution, precision policy and the batch runner's out-of-memory handling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.detection.runtime import StageOutOfMemory, StageReporter, run_in_batches, tensor_view
+from engine.devices import cpu_threads, is_out_of_memory, precision_policy, resolve_device
+from engine.errors import CancelledError, DeviceError
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_missing_cuda_is_a_clear_error():
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_precision_policy():
+    cpu = torch.device("cpu")
+    assert precision_policy(cpu).name == "float32"
+    assert precision_policy(cpu, "bfloat16").name in ("bfloat16", "float32")
+    assert precision_policy(torch.device("cuda")).name == "float16"
+    assert precision_policy(torch.device("cuda"), "float32").autocast_dtype is None
+    with pytest.raises(DeviceError, match="needs a GPU"):
+        precision_policy(cpu, "float16")
+    with pytest.raises(DeviceError, match="unknown precision"):
+        precision_policy(cpu, "int8")
+
+
+def test_is_out_of_memory():
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_cpu_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def _reporter(cancelled=None, reports=None) -> StageReporter:
+    progress = None if reports is None else (lambda f, t: reports.append((f, t)))
+    return StageReporter(progress, cancelled, 0.2, 0.6, "stage")
+
+
+def test_batches_halve_on_out_of_memory_and_cover_every_item():
+    done = []
+
+    def step(start: int, stop: int) -> None:
+        if stop - start > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        done.extend(range(start, stop))
+
+    notes: list[str] = []
+    reports: list[tuple[float, str]] = []
+    size = run_in_batches(10, 16, step, device=torch.device("cpu"), reporter=_reporter(reports=reports), notes=notes)
+    assert size == 2 and done == list(range(10))
+    assert notes == [
+        "stage: out of memory on cpu with batches of 16; retried with 8",
+        "stage: out of memory on cpu with batches of 8; retried with 4",
+        "stage: out of memory on cpu with batches of 4; retried with 2",
+    ]
+    assert reports[0][0] == pytest.approx(0.2) and reports[-1][0] == pytest.approx(0.6)
+
+
+def test_one_item_that_does_not_fit_raises_stage_out_of_memory():
+    def step(start: int, stop: int) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(StageOutOfMemory, match="even with a batch of 1"):
+        run_in_batches(3, 4, step, device=torch.device("cpu"), reporter=_reporter(), notes=[])
+
+
+def test_other_errors_pass_through_and_cancel_stops():
+    def broken(start: int, stop: int) -> None:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes"):
+        run_in_batches(3, 2, broken, device=torch.device("cpu"), reporter=_reporter(), notes=[])
+    seen = []
+    polls = iter([False, False, True])
+    with pytest.raises(CancelledError):
+        run_in_batches(10, 2, lambda a, b: seen.append(a), device=torch.device("cpu"),
+                       reporter=_reporter(cancelled=lambda: next(polls)), notes=[])
+    assert seen == [0, 2]
+
+
+def test_tensor_view_shares_read_only_memory_without_warning(recwarn):
+    import numpy as np
+
+    array = np.arange(6, dtype=np.int16)
+    array.flags.writeable = False
+    tensor = tensor_view(array)
+    assert tensor.data_ptr() == array.ctypes.data
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

@@ -1,0 +1,67 @@
+"""The cheap air/lung test that chooses the slices and window to segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.ct import CtVolume
+from engine.detection.lung import block_means, find_lung_region, whole_volume
+from engine.models import SegmentationModel
+from tests.engine.fake_chest import small_chest
+
+
+def test_lung_slices_and_window_of_a_small_chest():
+    ct = small_chest()  # lungs on slices 6..23, 2 mm slices
+    region = find_lung_region(ct.hu, ct.geometry.spacing_irc, margin_px=8)
+    assert region.found
+    # 5 mm margin = 3 slices each side
+    assert region.slices[0] == 3 and region.slices[-1] == 26
+    assert np.all(np.diff(region.slices) == 1)
+    rows, cols = region.rows, region.cols
+    assert rows.start % 4 == 0 and cols.start % 4 == 0
+    # the lungs span rows 24..72 and columns 19..93; the window adds 8 pixels (less a block's rounding)
+    assert rows.start <= 24 - 8 + 4 and rows.stop >= 72 + 8 - 4
+    assert cols.start <= 19 - 8 + 4 and cols.stop >= 93 + 8 - 4
+    assert cols.stop - cols.start < ct.shape[2], "the window leaves out air and body"
+    lo, hi = region.box_irc()
+    assert lo == (3, rows.start, cols.start) and hi == (27, rows.stop, cols.stop)
+    assert "slices" in region.describe(ct.shape)
+
+
+def test_no_lung_means_everything():
+    hu = np.full((10, 40, 40), -1000, np.int16)
+    hu[:, 10:30, 10:30] = 50  # body without lungs
+    region = find_lung_region(hu, (2.0, 0.8, 0.8))
+    assert not region.found
+    expected = whole_volume(hu.shape)
+    assert np.array_equal(region.slices, expected.slices) and region.rows == slice(0, 40)
+
+
+def test_air_outside_the_field_of_view_is_not_lung():
+    hu = np.full((6, 64, 64), -3024, np.int16)  # scanner padding
+    hu[:, 8:56, 8:56] = -1000
+    hu[:, 20:44, 20:44] = 40
+    assert not find_lung_region(hu, (2.0, 0.7, 0.7)).found
+
+
+def test_block_means_clip_and_average():
+    hu = np.full((2, 8, 6), -3000, np.int16)
+    hu[:, :4, :4] = 1000
+    means = block_means(hu)
+    assert means.shape == (2, 2, 2)
+    assert means[0, 0, 0] == 1000 and means[0, 1, 0] == -1000
+    assert means[0, 0, 1] == -1000  # a partial edge tile averages its own pixels
+
+
+def test_window_output_equals_whole_slice_output_away_from_its_edges():
+    """The window's start is on the pooling grid, so interior pixels are computed exactly alike."""
+    torch.manual_seed(0)
+    model = SegmentationModel().eval().double()  # float64: no summation-order noise
+    x = torch.randn(1, 7, 128, 136, dtype=torch.float64) * 300 - 500
+    with torch.inference_mode():
+        whole = model(x)
+        part = model(x[..., 32:96, 40:120])
+    # the U-Net reaches 22 pixels; the detector's margin is 32
+    torch.testing.assert_close(part[..., 22:-22, 22:-22], whole[..., 54:74, 62:98], atol=1e-12, rtol=0)
+    assert (part[..., :16, :] - whole[..., 32:48, 40:120]).abs().max() > 1e-3
