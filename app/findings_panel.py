@@ -28,7 +28,7 @@ from app.state import ViewerState
 from app.theme import ACCEPTED_RGB, MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
 
 #: Column titles.
-COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS x, y, z mm", "Slice", "Class", "Review")
+COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS x, y, z mm", "Slice", "Status")
 COLUMN_TIPS = (
     "candidate id",
     "probability that it is a nodule (nodule classifier)",
@@ -36,8 +36,7 @@ COLUMN_TIPS = (
     "equivalent-sphere diameter of the segmented region, mm",
     "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior)",
     "axial image number (1-based) of the centre",
-    "how it shows at the current thresholds",
-    "your verdict (A accept, X reject, U clear)",
+    "how it shows at the current thresholds, and your verdict (A accept, X reject, U clear)",
 )
 #: Role holding the numeric sort key of a cell.
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -53,13 +52,17 @@ def finding_class_text(finding: Finding) -> str:
 
 
 def finding_row(finding: Finding, axial: PlaneLayout | None) -> tuple[str, ...]:
-    """The table's text cells of one finding (slice numbers are 1-based axial images)."""
+    """The table's text cells of one finding (slice numbers are 1-based axial images).
+
+    The last cell is the class at the current thresholds followed by the
+    reader's verdict, e.g. ``"malignant ✓ accepted"``.
+    """
     c = finding.candidate
     x, y, z = (float(v) for v in c.center_xyz)
     slice_text = ""
     if axial is not None:
         slice_text = str(int(round(float(c.center_irc[axial.slice_axis]))) + 1)
-    review = {Mark.ACCEPTED: "✓ accepted", Mark.REJECTED: "✗ rejected"}.get(finding.mark, "")
+    review = {Mark.ACCEPTED: " ✓ accepted", Mark.REJECTED: " ✗ rejected"}.get(finding.mark, "")
     return (
         str(finding.id),
         f"{float(c.p_nodule):.2f}",
@@ -67,8 +70,7 @@ def finding_row(finding: Finding, axial: PlaneLayout | None) -> tuple[str, ...]:
         f"{float(c.diameter_mm):.1f}",
         f"{x:.1f}, {y:.1f}, {z:.1f}",
         slice_text,
-        finding_class_text(finding),
-        review,
+        finding_class_text(finding) + review,
     )
 
 
@@ -130,15 +132,15 @@ class FindingsTableModel(QAbstractTableModel):
             lambda: float(c.diameter_mm),
             lambda: float(c.center_xyz[2]),
             lambda: float(c.center_irc[self._axial.slice_axis if self._axial else 0]),
-            lambda: (2 if finding.malignant else 1) + (2 if finding.klass == FindingClass.NODULE else 0),
-            lambda: {Mark.ACCEPTED: 2, Mark.REJECTED: 1}.get(finding.mark, 0),
+            lambda: 10 * ((2 if finding.malignant else 1) + (2 if finding.klass == FindingClass.NODULE else 0))
+            + {Mark.ACCEPTED: 2, Mark.REJECTED: 1}.get(finding.mark, 0),
         )
         return keys[column]()
 
     def _colour(self, finding: Finding, column: int) -> QBrush | None:
         if finding.mark == Mark.REJECTED:
             return QBrush(QColor(*REJECTED_RGB))
-        if column == 7 and finding.mark == Mark.ACCEPTED:
+        if column == 6 and finding.mark == Mark.ACCEPTED:
             return QBrush(QColor(*ACCEPTED_RGB))
         if column in (0, 6):
             rgb = MALIGNANT_RGB if finding.malignant else NODULE_RGB
@@ -192,7 +194,7 @@ class FindingsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
         self.table.clicked.connect(self._jump_to_row)
         self.table.activated.connect(self._jump_to_row)

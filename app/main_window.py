@@ -128,13 +128,14 @@ class MainWindow(QMainWindow):
         """
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        scroll = QScrollArea()  # lets the window shrink on small screens instead of refusing to
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(widget)
         if keep_height:
-            scroll.setMinimumHeight(min(widget.sizeHint().height() + 4, 440))
-        dock.setWidget(scroll)
+            dock.setWidget(widget)
+        else:
+            scroll = QScrollArea()  # lets the window shrink on small screens instead of refusing to
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(widget)
+            dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         return dock
 

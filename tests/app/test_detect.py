@@ -199,10 +199,10 @@ def test_accept_and_reject(qtbot, detected) -> None:
     detected.findings_panel.accept_button.click()
     assert detected.state.marks == {1: Mark.ACCEPTED}
     row = detected.findings_panel.row_of(1)
-    assert _table(detected)[row][7] == "✓ accepted"
+    assert _table(detected)[row][6] == "malignant ✓ accepted"
     assert axial.labels[0].toPlainText() == "1 ✓"
     detected.actions_["reject"].trigger()
-    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][7] == "✗ rejected"
+    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][6] == "malignant ✗ rejected"
     assert axial.markers.data["pen"][0].style() == Qt.PenStyle.DotLine
     assert "1 rejected" in detected.findings_panel.counts.text()
     detected.actions_["clear_mark"].trigger()
