@@ -281,11 +281,16 @@ class MainWindow(QMainWindow):
     # --- opening ------------------------------------------------------------------------
     def open_path(self, path: str | Path, series_uid: str | None = None) -> bool:
         """Open a CT file or DICOM folder in the background. False while another load runs."""
-        return self.loader.open(Path(path), series_uid)
+        return self._started(self.loader.open(Path(path), series_uid))
 
     def open_demo(self) -> bool:
         """Open the built-in demo series (generated on first use)."""
-        return self.loader.open(None)
+        return self._started(self.loader.open(None))
+
+    def _started(self, started: bool) -> bool:
+        if not started:
+            self.statusBar().showMessage("Still opening the previous series; try again when it is loaded.", 4000)
+        return started
 
     def ask_open_file(self) -> None:
         """File ▸ Open."""

@@ -96,6 +96,7 @@ class _Canvas(pg.GraphicsView):
         self._view = view
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 160)
+        self.setAcceptDrops(False)  # files dropped on a view go to the main window, which opens them
 
         def label(align: Qt.AlignmentFlag, big: bool = False) -> QLabel:
             lab = QLabel(self)
@@ -131,6 +132,10 @@ class _Canvas(pg.GraphicsView):
         self.info.setGeometry(m, m, max(10, w // 2), 36)
         self.window_text.setGeometry(m, h - 40 - m, max(10, w // 2), 40)
         self.placeholder.setGeometry(0, 0, w, h)
+
+    def leaveEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        super().leaveEvent(ev)
+        self._view.mouse_left()
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 — Qt override
         if not self._view.handle_key(ev.key()):
@@ -481,6 +486,12 @@ class SliceView(QWidget):
             return None
         pos = self.viewbox.mapSceneToView(scene_pos)
         return self.layout_.voxel_at(float(pos.x()), float(pos.y()), self._slice)
+
+    def mouse_left(self) -> None:
+        """The mouse left the view: no voxel is under it any more."""
+        self._hover_pos = None
+        self._hover_timer.stop()
+        self.hovered.emit(None)
 
     def _emit_hover(self) -> None:
         if self._hover_pos is not None:

@@ -157,3 +157,11 @@ def test_flipped_volume_keeps_patient_right_on_screen_left(qtbot, window, write_
     u_bright, _ = axial.layout_.to_screen(np.array([0.0, 5.0, 1.0]))
     assert u_bright > shown.left() + shown.width() / 2
     assert tuple(lab.text() for lab in axial.canvas.letters.values()) == ("R", "L", "A", "P")
+
+
+def test_readout_clears_when_the_mouse_leaves(qtbot, loaded) -> None:
+    axial = loaded.views[Plane.AXIAL]
+    hover(axial.canvas.viewport(), view_point(axial, (12, 20, 20)))
+    qtbot.waitUntil(lambda: loaded.readout_label.text() != "", timeout=3000)
+    axial.mouse_left()
+    assert loaded.readout_label.text() == ""
