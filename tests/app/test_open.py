@@ -144,3 +144,24 @@ def test_open_recent_menu_lists_opened_files(qtbot, window, write_volume) -> Non
         window.recent_menu.actions()[1].trigger()
     assert window.state.volume.source_path.name == "a.mhd"
     assert np.array_equal(window.state.volume.hu, small_hu())
+
+
+def test_loading_runs_off_the_gui_thread_with_progress(qtbot, window, write_volume, monkeypatch) -> None:
+    import threading
+
+    import engine.ct
+
+    threads: list[int] = []
+    real_load = engine.ct.load_ct
+
+    def recording_load(path, series_uid=None):
+        threads.append(threading.get_ident())
+        return real_load(path, series_uid)
+
+    monkeypatch.setattr(engine.ct, "load_ct", recording_load)
+    shown: list[bool] = []
+    window.loader.progress.connect(lambda f, text: shown.append(window.load_progress.isVisible()))
+    open_and_wait(qtbot, window, write_volume("threaded.mhd"))
+    assert threads and threads[0] != threading.get_ident()
+    assert shown and all(shown)  # the status-bar progress bar is up while loading
+    assert not window.load_progress.isVisible()
