@@ -72,11 +72,13 @@ def build_task(config: TrainConfig, context: DistContext, device: torch.device, 
             index, split.train, split.val, cache, device, config.cache_residency, config.num_workers, progress, fill
         )
 
-    if context.distributed:
-        if context.is_main:
-            build(fill=True)  # fills the cache once; every rank then loads it
+    if context.distributed:  # rank 0 fills the cache once, then the other ranks read it
+        data = build(fill=True) if context.is_main else None
         dist.barrier()
-    data = build(fill=not context.distributed)
+        if data is None:
+            data = build(fill=False)
+    else:
+        data = build(fill=True)
     if config.kind == "segmentation":
         from training.segmentation_task import SegmentationTask
 
@@ -126,6 +128,8 @@ def run_training(
             _record_launch(paths, config, _launch_facts(argv, device, context, resume))
         stop.install_signal_handler()
         precision = training_precision(device, config.precision)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         task, facts = build_task(config, context, device, events)
         model, model_args, optimizer, state, extra = _model_and_state(task, config, paths, device, context, resume)
         extra.update(dataset_series=facts["dataset_series"], device=str(device), world_size=context.world_size)
