@@ -1,0 +1,225 @@
+"""Write phantom series as a LUNA16-format dataset folder.
+
+Layout (SPEC §1.2), exactly what :class:`engine.luna.LunaIndex` reads::
+
+    OUT/subset0 .. subset{k-1}/<seriesuid>.mhd + .raw   (int16 HU, via SimpleITK)
+    OUT/candidates.csv                    seriesuid,coordX,coordY,coordZ,class
+    OUT/annotations.csv                   seriesuid,coordX,coordY,coordZ,diameter_mm
+    OUT/annotations_with_malignancy.csv   ... mal_bool,mal_details,bbox*,len_mal_details
+    OUT/annotations_excluded.csv          seriesuid,coordX,coordY,coordZ,diameter_mm
+    OUT/seriesuids.csv                    one uid per line
+
+Every file is written to a temporary name and moved into place, so an
+interrupted run never leaves a truncated volume that looks complete: a
+``.raw`` is moved before its ``.mhd``, and the CSV files are written last.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from engine.ct import CtVolume
+from engine.errors import DatasetError
+from engine.phantom.series import generate_series
+from engine.phantom.truth import PhantomTruth
+
+Progress = Callable[[float, str], None]
+
+#: Most subsets, as in LUNA16 (subset0..subset9).
+MAX_SUBSETS = 10
+
+MALIGNANCY_HEADER = (
+    "seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "mal_bool", "mal_details",
+    "bboxLowX", "bboxLowY", "bboxLowZ", "bboxHighX", "bboxHighY", "bboxHighZ", "len_mal_details",
+)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What :func:`write_dataset` wrote.
+
+    Args:
+        root: The dataset folder.
+        series_uids: uids of the written series, in generation order.
+        series_seeds: The phantom seed of each series.
+        n_nodules: Reference nodules over all series.
+        n_malignant: Malignant nodules.
+        n_candidates: Rows of ``candidates.csv``.
+        n_positive_candidates: Its class-1 rows.
+        n_excluded: Rows of ``annotations_excluded.csv``.
+    """
+
+    root: Path
+    series_uids: tuple[str, ...]
+    series_seeds: tuple[int, ...]
+    n_nodules: int
+    n_malignant: int
+    n_candidates: int
+    n_positive_candidates: int
+    n_excluded: int
+
+
+def series_seeds(seed: int, n_series: int) -> list[int]:
+    """The phantom seeds of the ``n_series`` series of dataset ``seed`` (distinct 32-bit integers)."""
+    out: list[int] = []
+    i = 0
+    while len(out) < n_series:
+        value = int(np.random.SeedSequence([int(seed), i, 0xDA7A]).generate_state(1)[0])
+        if value not in out:
+            out.append(value)
+        i += 1
+    return out
+
+
+def write_mhd(ct: CtVolume, folder: Path) -> Path:
+    """Write ``ct`` as ``folder/<uid>.mhd`` + ``.raw`` (uncompressed int16), atomically.
+
+    Returns:
+        The ``.mhd`` path.
+
+    Raises:
+        DatasetError: the files cannot be written.
+    """
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    uid = ct.series_uid
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{uid[:24]}-", dir=folder))
+    try:
+        image = sitk.GetImageFromArray(ct.hu)
+        image.SetOrigin(ct.geometry.origin_xyz)
+        image.SetSpacing(ct.geometry.spacing_xyz)
+        image.SetDirection(ct.geometry.direction)
+        try:
+            sitk.WriteImage(image, str(tmp / f"{uid}.mhd"), useCompression=False)
+        except RuntimeError as exc:
+            raise DatasetError(f"cannot write series {uid} ({str(exc).strip().splitlines()[-1]})", folder) from None
+        os.replace(tmp / f"{uid}.raw", folder / f"{uid}.raw")
+        os.replace(tmp / f"{uid}.mhd", folder / f"{uid}.mhd")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / f"{uid}.mhd"
+
+
+def _write_csv(path: Path, header: tuple[str, ...] | None, rows: Iterable[Iterable[object]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def write_csvs(root: Path, truths: list[PhantomTruth]) -> None:
+    """Write the five CSV files of a dataset from the series' truths (atomically, each)."""
+    ann, mal, excl, cand = [], [], [], []
+    for t in truths:
+        for n in t.nodules:
+            xyz = [_num(v) for v in n.center_xyz]
+            ann.append([t.series_uid, *xyz, _num(n.diameter_mm)])
+            mal.append([
+                t.series_uid, *xyz, _num(n.diameter_mm), str(n.is_malignant), str(list(n.ratings)),
+                *[_num(v) for v in n.bbox_low_xyz], *[_num(v) for v in n.bbox_high_xyz], len(n.ratings),
+            ])
+        for f in t.excluded:
+            excl.append([t.series_uid, *[_num(v) for v in f.center_xyz], _num(f.diameter_mm)])
+        for c in t.candidates:
+            cand.append([t.series_uid, *[_num(v) for v in c.center_xyz], c.label])
+    _write_csv(root / "annotations.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), ann)
+    _write_csv(root / "annotations_with_malignancy.csv", MALIGNANCY_HEADER, mal)
+    _write_csv(root / "annotations_excluded.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), excl)
+    _write_csv(root / "candidates.csv", ("seriesuid", "coordX", "coordY", "coordZ", "class"), cand)
+    _write_csv(root / "seriesuids.csv", None, [[t.series_uid] for t in truths])
+
+
+def write_seeds(
+    out_dir: str | Path, seeds: list[int], preset: str = "standard", progress: Progress | None = None
+) -> DatasetSummary:
+    """Write the phantom series of the given seeds as a LUNA16-format dataset.
+
+    Args:
+        out_dir: The dataset folder (created; existing series and CSVs with the
+            same names are replaced).
+        seeds: One phantom seed per series.
+        preset: ``"standard"`` or ``"small"``.
+        progress: ``progress(fraction, text)`` callable.
+
+    Returns:
+        A :class:`DatasetSummary`.
+
+    Raises:
+        DatasetError: the folder cannot be created or written.
+        ValueError: unknown preset or no seeds.
+    """
+    if not seeds:
+        raise ValueError("a dataset needs at least one series")
+    root = Path(out_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create the dataset folder ({exc.strerror})", root) from None
+    n_subsets = min(MAX_SUBSETS, len(seeds))
+    truths: list[PhantomTruth] = []
+    report = progress or (lambda fraction, text: None)
+    total = len(seeds)
+    for i, seed in enumerate(seeds):
+        label = f"series {i + 1}/{total}"
+
+        def inner(fraction: float, text: str, i: int = i, label: str = label) -> None:
+            report((i + 0.95 * fraction) / total, f"{label}: {text}")
+
+        ct, truth = generate_series(seed, preset, progress=inner)
+        report((i + 0.95) / total, f"{label}: writing")
+        write_mhd(ct, root / f"subset{i % n_subsets}")
+        truths.append(PhantomTruth(truth.seed, truth.preset, truth.series_uid, truth.nodules, truth.excluded,
+                                   truth.candidates, None, truth.noise_sigma, truth.flipped_xyz))
+        del ct, truth
+    report(0.999, "writing CSV files")
+    write_csvs(root, truths)
+    report(1.0, "done")
+    return DatasetSummary(
+        root=root,
+        series_uids=tuple(t.series_uid for t in truths),
+        series_seeds=tuple(int(s) for s in seeds),
+        n_nodules=sum(len(t.nodules) for t in truths),
+        n_malignant=sum(t.malignant_count for t in truths),
+        n_candidates=sum(len(t.candidates) for t in truths),
+        n_positive_candidates=sum(c.label for t in truths for c in t.candidates),
+        n_excluded=sum(len(t.excluded) for t in truths),
+    )
+
+
+def write_dataset(
+    out_dir: str | Path, n_series: int, seed: int, preset: str = "standard", progress: Progress | None = None
+) -> DatasetSummary:
+    """Generate ``n_series`` phantoms from dataset ``seed`` and write them in LUNA16 layout.
+
+    Args:
+        out_dir: The dataset folder.
+        n_series: Number of series (≥ 1); they go to ``subset0..subset{min(n,10)-1}`` in turn.
+        seed: Dataset seed; series seeds are derived from it (:func:`series_seeds`).
+        preset: ``"standard"`` or ``"small"``.
+        progress: ``progress(fraction, text)`` callable.
+
+    Returns:
+        A :class:`DatasetSummary`.
+
+    Raises:
+        DatasetError, ValueError: see :func:`write_seeds`.
+    """
+    if n_series < 1:
+        raise ValueError(f"n_series must be at least 1, got {n_series}")
+    return write_seeds(out_dir, series_seeds(seed, n_series), preset, progress)
