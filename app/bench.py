@@ -62,13 +62,12 @@ def standard_ct(seed: int, synthetic: bool, shape: tuple[int, int, int]):
     """The phantom's standard series if it is available, else :func:`synthetic_ct`; and its name."""
     if not synthetic:
         try:
-            from engine.phantom import generate_series  # type: ignore[attr-defined]
-        except ImportError:
+            from engine.phantom import generate_series
+        except ImportError:  # an installation without the phantom generator
             generate_series = None
         if generate_series is not None:
-            series = generate_series(seed, preset="standard")
-            ct = getattr(series, "ct", series)
-            return ct, "phantom (standard preset)"
+            ct, _truth = generate_series(seed, preset="standard")
+            return ct, f"phantom (standard preset, seed {seed})"
     return synthetic_ct(tuple(shape), seed), "synthetic"
 
 

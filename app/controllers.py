@@ -46,6 +46,8 @@ class LoadController(QObject):
         self.pool = pool
         self._worker: LoadWorker | None = None
         self._choice: tuple[Any, Any] | None = None
+        #: True while (and after) opening the demo series rather than a user file.
+        self.loading_demo = False
 
     @property
     def busy(self) -> bool:
@@ -57,6 +59,7 @@ class LoadController(QObject):
         if self._worker is not None:
             return False
         request = LoadRequest(path=None if path is None else Path(path), series_uid=series_uid)
+        self.loading_demo = path is None
         worker = LoadWorker(request)
         worker.progress.connect(self._on_progress)
         worker.loaded.connect(self._on_loaded)

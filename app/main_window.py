@@ -342,8 +342,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, ct: Any, path: Any) -> None:
         self.detector.cancel()
         self.current_path = Path(path)
-        demo = self.current_path.parent.name == "demo"
-        if not demo:
+        if not self.loader.loading_demo:  # the demo is not a "recent file"
             self.settings.add_recent_file(self.current_path)
         name = self.current_path.name
         self.setWindowTitle(f"{name} — {APP_TITLE} — not for clinical use")
