@@ -144,3 +144,22 @@ def test_a_bad_dataset_ends_with_an_error_event(tmp_path: Path, capsys: pytest.C
 def test_resume_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["classifier", "--resume", str(tmp_path)]) == 2
     assert "no run to resume" in capsys.readouterr().err
+
+
+def test_trainers_read_the_phantom_generators_datasets(tmp_path: Path) -> None:
+    from engine.luna import LunaIndex
+    from engine.phantom.dataset import write_dataset
+
+    summary = write_dataset(tmp_path / "phantoms", 3, seed=3, preset="small")
+    index = LunaIndex.open(summary.root, require_candidates=True)
+    train_uids = index.split(val_stride=2).train
+    assert main(["prepcache", "--data", str(summary.root), "--cache-dir", str(tmp_path / "cache")]) == 0
+    run_dir = tmp_path / "seg"
+    rc = main(["segmentation", "--data", str(summary.root), "--run-dir", str(run_dir), "--val-stride", "2",
+               "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--epoch-size", "16", "--no-json"])
+    assert rc == 0
+    events = read_events(run_dir / "metrics.jsonl")
+    assert not [e for e in events if e["event"] == "progress" and e["phase"] == "cache"]  # prepcache did it
+    started = next(e for e in events if e["event"] == "run_started")
+    assert started["train_series"] == len(train_uids) and started["val_series"] == 3 - len(train_uids)
+    assert events[-1]["status"] == "completed"
