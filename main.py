@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "engine.commands.evaluate",
     "gui-bench": "app.bench",
     "analyze": "engine.commands.analyze",
+    "demo-data": "engine.commands.demo_data",
+    "gallery": "engine.commands.gallery",
 }
 #: Subcommands that take over the rest of the command line themselves.
 PASSTHROUGH: dict[str, str] = {

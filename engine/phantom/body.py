@@ -112,7 +112,7 @@ class ChestWall:
         """Extra wall thickness (mm): the thoracic cage is a cone, narrowing towards the neck."""
         z = np.asarray(z, dtype=np.float32)
         h = self.p.lung_height
-        cone = 16.0 * np.clip(z / h, 0.0, 1.3) ** 1.5
+        cone = 11.0 * np.clip(z / h, 0.0, 1.3) ** 1.5
         top = np.clip((z - (h - 85.0)) / 85.0, 0.0, 1.4)
         return cone + 24.0 * top**2
 
@@ -154,8 +154,13 @@ class ChestWall:
         y0 = self.p.body_b_post + self.p.table_gap
         return y0 - self.p.table_curvature * x**2
 
-    def table_mask(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def table_mask(self, x: np.ndarray, y: np.ndarray, pixel: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Table shell and table core masks at patient ``(x, y)``.
+
+        Args:
+            x, y: Patient-frame mm (broadcastable).
+            pixel: Pixel size (mm); the shell is drawn at least 1.1 pixels thick
+                so that it does not break into dashes on coarse grids.
 
         Returns:
             ``(shell, core)`` boolean arrays (all False when the patient has no table).
@@ -167,5 +172,6 @@ class ChestWall:
             return empty, empty
         below = y - self.table_top(x)
         inside = (below >= 0) & (below < self.p.table_thickness) & (np.abs(x) < TABLE_HALF_WIDTH)
-        shell = inside & ((below < TABLE_SHELL) | (below > self.p.table_thickness - TABLE_SHELL))
+        t = max(TABLE_SHELL, 1.1 * pixel)
+        shell = inside & ((below < t) | (below > self.p.table_thickness - t))
         return shell, inside & ~shell

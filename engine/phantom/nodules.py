@@ -93,14 +93,15 @@ def make_body(
     """
     radius = diameter / 2.0
     if shape == "spherical":
-        axes = rng.uniform(0.9, 1.1, size=3)
-        # a slightly ellipsoidal ball: three overlapping balls along a random axis
-        u = rng.normal(size=3)
-        u /= np.linalg.norm(u)
-        balls = np.array([[0, 0, 0, radius], [*(u * radius * 0.12 * axes[0]), radius * 0.92],
-                          [*(-u * radius * 0.12 * axes[1]), radius * 0.92]])
+        # a round ball with a few low bumps: real "smooth" nodules are not perfect spheres
+        n_bumps = int(rng.integers(4, 8))
+        dirs = rng.normal(size=(n_bumps, 3))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        bumps = np.column_stack([dirs * rng.uniform(0.55, 0.65, size=(n_bumps, 1)) * radius,
+                                 rng.uniform(0.38, 0.46, size=n_bumps) * radius])
+        balls = np.concatenate([[[0.0, 0.0, 0.0, radius]], bumps])
     else:
-        n_lobes = int(rng.integers(3, 6)) if shape == "lobulated" else int(rng.integers(2, 4))
+        n_lobes = int(rng.integers(3, 6)) if shape == "lobulated" else int(rng.integers(2, 5))
         dirs = rng.normal(size=(n_lobes, 3))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         dist = rng.uniform(0.42, 0.6, size=n_lobes) * radius
@@ -110,12 +111,18 @@ def make_body(
     balls = balls * scale
     spicules = TubeSet.empty()
     if shape == "spiculated":
-        n = int(rng.integers(6, 15))
+        n = int(rng.integers(10, 21))
         dirs = rng.normal(size=(n, 3))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        length = rng.uniform(0.5, 1.3, size=n) * radius + rng.uniform(2.0, 6.0, size=n)
-        base = np.clip(0.08 * radius + 0.35, 0.4, 1.2) * rng.uniform(0.8, 1.2, size=n)
-        spicules = TubeSet(dirs * 0.75 * radius, dirs * (radius + length)[:, None], base, np.full(n, 0.15))
+        length = rng.uniform(0.5, 1.5, size=n) * radius + rng.uniform(2.0, 8.0, size=n)
+        base = np.clip(0.07 * radius + 0.45, 0.5, 1.4) * rng.uniform(0.7, 1.3, size=n)
+        # spicules bend a little: two segments per spicule
+        bend = rng.normal(size=(n, 3)) * (0.15 * length)[:, None]
+        start = dirs * 0.8 * radius
+        mid = dirs * (radius + 0.45 * length)[:, None] + 0.5 * bend
+        tip = dirs * (radius + length)[:, None] + bend
+        spicules = TubeSet(np.concatenate([start, mid]), np.concatenate([mid, tip]),
+                           np.concatenate([base, 0.55 * base]), np.concatenate([0.55 * base, np.full(n, 0.15)]))
     if kind == "solid":
         hu_solid, hu_ggo, core = rng.uniform(-40.0, 55.0), 0.0, 1.0
     elif kind == "part-solid":

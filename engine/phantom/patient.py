@@ -132,7 +132,7 @@ def sample_patient(rng: np.random.Generator) -> PatientParams:
     harmonics = tuple((k, float(u(0.004, 0.018)), float(u(0.0, 2 * np.pi))) for k in (2, 3, 4, 5))
     lung_scale = u(0.9, 1.1)
     lung_height = (205.0 + 40.0 * size + u(-18.0, 18.0)) * lung_scale
-    heart_axes = (u(55.0, 68.0), u(42.0, 52.0), u(48.0, 60.0))
+    heart_axes = (u(50.0, 63.0), u(40.0, 50.0), u(46.0, 58.0))
     return PatientParams(
         body_a=float(body_a),
         body_b_ant=float(body_b_ant),
@@ -158,8 +158,8 @@ def sample_patient(rng: np.random.Generator) -> PatientParams:
         carina_z=float(lung_height * u(0.52, 0.6)),
         margin_below=float(u(5.0, 30.0)),
         margin_above=float(u(8.0, 30.0)),
-        med_wx_upper=float(u(27.0, 34.0)),
-        med_wx_lower=float(u(17.0, 22.0)),
+        med_wx_upper=float(u(24.0, 30.0)),
+        med_wx_lower=float(u(15.0, 20.0)),
         med_wy=float(u(50.0, 58.0)),
         med_y=float(u(-12.0, -2.0)),
         junction=float(u(2.5, 6.0)),

@@ -41,9 +41,9 @@ def _blur_rows_cols(a: np.ndarray, w: float, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def recon_circle(frame: Frame) -> np.ndarray:
+def recon_circle(rows: int, cols: int) -> np.ndarray:
     """``bool (rows, cols)``: pixels outside the reconstruction circle (the field of view's inscribed circle)."""
-    _, ny, nx = frame.shape_irc
+    ny, nx = rows, cols
     r = np.arange(ny)[:, None] - (ny - 1) / 2.0
     c = np.arange(nx)[None, :] - (nx - 1) / 2.0
     return r * r + c * c > (min(nx, ny) / 2.0) ** 2
@@ -77,7 +77,7 @@ def acquire(
     wz = np.float32(blur_weight * min(1.0, 1.25 / frame.spacing_xyz[2]))
     cz = np.float32(1.0 - 2.0 * wz)
     scale = np.float32(noise_sigma / _NOISE_KERNEL_STD)
-    outside = recon_circle(frame) if pad_value is not None else None
+    outside = recon_circle(ny, nx) if pad_value is not None else None
     out = np.empty(hu.shape, dtype=np.int16)
 
     def work(chunk: int, start: int, stop: int) -> None:

@@ -91,7 +91,7 @@ def render_anatomy(
     t_muscle = t_fat + prof.muscle
     t_cavity = prof.to_cavity
     dome = thorax.dome(x, y)
-    shell, core = wall.table_mask(x, y)
+    shell, core = wall.table_mask(x, y, pixel=max(frame.spacing_xyz[:2]))
     table = shell | core
     shell_index = np.flatnonzero(shell)
     lut = tissues.hu.astype(np.float32)
