@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "engine.commands.evaluate",
     "gui-bench": "app.bench",
     "analyze": "engine.commands.analyze",
+    "bench": "engine.commands.bench",
     "demo-data": "engine.commands.demo_data",
     "gallery": "engine.commands.gallery",
 }

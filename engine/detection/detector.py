@@ -57,7 +57,7 @@ class DetectorConfig:
         precision: ``"auto"`` (float16 autocast on GPU, float32 on CPU),
             ``"float32"``, ``"bfloat16"`` or ``"float16"`` (see :mod:`engine.devices`).
         seg_batch_size: Slices per segmentation batch (None: 32 on GPU, 4 on CPU).
-        cls_batch_size: Crops per classification batch (None: 256 on GPU, 32 on CPU).
+        cls_batch_size: Crops per classification batch (None: 256 on GPU, 16 on CPU).
         lung_region: Segment only slices with lung, inside a window around the
             lungs (:mod:`engine.detection.lung`); False segments every slice in full.
         threads: CPU threads for torch (None: torch's default, the core count).
@@ -193,7 +193,7 @@ class Detector:
             messages=tuple(run.notes),
             segmented_slices=int(region.slices.size),
             roi_irc=region.box_irc(),
-            extra={"shared_trunk_stages": self.shared_depth},
+            extra={"shared_trunk_stages": self.shared_depth, "segmented_voxels": region.voxel_count()},
         )
 
     def regroup(
@@ -308,6 +308,9 @@ class Detector:
         )
 
     def _classify_starts(self, run: _Run, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both probabilities for crops at ``starts`` (N, 3); identical crops are classified once."""
+        starts, inverse = np.unique(starts, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
         depth = self.shared_depth
         keep = depth >= 2 and feature_size(self.classifier, depth) <= KEEP_FEATURES_MAX
         kept: list[torch.Tensor] = []
@@ -319,7 +322,7 @@ class Detector:
                 run.volume(device),
                 starts,
                 policy=run.policy,
-                batch_size=batch or (256 if device.type != "cpu" else 32),
+                batch_size=batch or (256 if device.type != "cpu" else 16),
                 reporter=run.reporter("classification"),
                 notes=run.notes,
                 shared_depth=depth,
@@ -334,7 +337,7 @@ class Detector:
                 run.volume(device),
                 starts,
                 policy=run.policy,
-                batch_size=batch or (256 if device.type != "cpu" else 32),
+                batch_size=batch or (256 if device.type != "cpu" else 16),
                 reporter=run.reporter("malignancy"),
                 notes=run.notes,
                 trunk_model=self._placed(self.classifier, run.policy),
@@ -344,7 +347,7 @@ class Detector:
 
         p_nodule = run.timed("classification", "classification", nodule)
         p_malignant = run.timed("malignancy", "malignancy", malignant)
-        return p_nodule, p_malignant
+        return p_nodule[inverse], p_malignant[inverse]
 
     def _placed(self, model: nn.Module, policy: PrecisionPolicy) -> nn.Module:
         """``model`` on the policy's device, in its memory format (moved only when needed)."""

@@ -15,10 +15,11 @@ CT) and errs towards segmenting more:
 4. A slice holds lung when at least ``min_area_mm2`` (1 cm²) stays; the slices
    from the first to the last such slice, widened by ``z_margin_mm`` (5 mm),
    are segmented.
-5. The window is the box of the remaining lung blocks over those slices,
-   widened by ``margin_px`` pixels (32, more than the U-Net's 22-pixel reach, so
-   the model's output at every lung pixel is the same as on the whole slice),
-   its start aligned to the U-Net's pooling grid (a multiple of 4).
+5. Each slice's window is the box of the remaining lung blocks on the lung
+   slices within ``z_margin_mm`` of it, widened by ``margin_px`` pixels (24,
+   more than the U-Net's 22-pixel reach, so the model's output at every lung
+   pixel is the same as on the whole slice), its start aligned to the U-Net's
+   pooling grid (a multiple of 4).
 
 If no slice holds lung (a phantom without lungs, a tiny test volume), every
 slice is segmented in full and ``found`` is False.
@@ -40,21 +41,35 @@ LUNG_HU_RANGE = (-975.0, -400.0)
 BLOCK = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LungRegion:
-    """Slices and in-plane window to segment.
+    """Slices and in-plane windows to segment.
 
     Args:
         slices: int64 ``(K,)`` sorted slice indices to segment.
-        rows: Row window ``[start, stop)``.
-        cols: Column window ``[start, stop)``.
+        windows: int64 ``(K, 4)`` per slice ``(row_start, row_stop, col_start, col_stop)``,
+            starts aligned to the U-Net's pooling grid.
         found: Whether lung was found (False: everything is segmented).
     """
 
     slices: np.ndarray
-    rows: slice
-    cols: slice
+    windows: np.ndarray
     found: bool
+
+    @property
+    def rows(self) -> slice:
+        """Rows covered by any slice's window."""
+        return slice(int(self.windows[:, 0].min()), int(self.windows[:, 1].max())) if self.slices.size else slice(0, 0)
+
+    @property
+    def cols(self) -> slice:
+        """Columns covered by any slice's window."""
+        return slice(int(self.windows[:, 2].min()), int(self.windows[:, 3].max())) if self.slices.size else slice(0, 0)
+
+    def batch_window(self, start: int, stop: int) -> tuple[slice, slice]:
+        """The window covering slices ``slices[start:stop]`` (one batch)."""
+        part = self.windows[start:stop]
+        return slice(int(part[:, 0].min()), int(part[:, 1].max())), slice(int(part[:, 2].min()), int(part[:, 3].max()))
 
     def box_irc(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         """``((i0, r0, c0), (i1, r1, c1))`` box of the segmented region, hi exclusive."""
@@ -64,20 +79,25 @@ class LungRegion:
         hi = (int(self.slices[-1]) + 1, int(self.rows.stop), int(self.cols.stop))
         return lo, hi
 
+    def voxel_count(self) -> int:
+        """Voxels inside the per-slice windows."""
+        w = self.windows
+        return int(((w[:, 1] - w[:, 0]) * (w[:, 3] - w[:, 2])).sum())
+
     def describe(self, shape: tuple[int, int, int]) -> str:
         """One line for logs: how much of the volume is segmented."""
-        rows = self.rows.stop - self.rows.start
-        cols = self.cols.stop - self.cols.start
-        fraction = self.slices.size * rows * cols / max(1, shape[0] * shape[1] * shape[2])
+        fraction = self.voxel_count() / max(1, shape[0] * shape[1] * shape[2])
         return (
-            f"segmenting {self.slices.size}/{shape[0]} slices in a {rows}×{cols} window "
+            f"segmenting {self.slices.size}/{shape[0]} slices in windows within "
+            f"{self.rows.stop - self.rows.start}×{self.cols.stop - self.cols.start} pixels "
             f"({100 * fraction:.0f}% of the voxels)"
         )
 
 
 def whole_volume(shape: tuple[int, int, int]) -> LungRegion:
     """The region covering every slice in full."""
-    return LungRegion(np.arange(shape[0], dtype=np.int64), slice(0, shape[1]), slice(0, shape[2]), found=False)
+    windows = np.tile(np.array([0, shape[1], 0, shape[2]], dtype=np.int64), (shape[0], 1))
+    return LungRegion(np.arange(shape[0], dtype=np.int64), windows, found=False)
 
 
 def block_means(hu: np.ndarray, block: int = BLOCK, chunk: int = 32) -> np.ndarray:
@@ -106,7 +126,7 @@ def find_lung_region(
     *,
     min_area_mm2: float = 100.0,
     z_margin_mm: float = 5.0,
-    margin_px: int = 32,
+    margin_px: int = 24,
     align: int = 4,
 ) -> LungRegion:
     """Find the slices with lung and a window around the lungs (see the module docstring).
@@ -134,18 +154,45 @@ def find_lung_region(
     extra = int(math.ceil(z_margin_mm / spacing_irc[0]))
     first = max(0, int(lung_slices[0]) - extra)
     last = min(depth - 1, int(lung_slices[-1]) + extra)
-    blocks = lungish[lung_slices]
-    rows = np.flatnonzero(blocks.any(axis=(0, 2)))
-    cols = np.flatnonzero(blocks.any(axis=(0, 1)))
-    return LungRegion(
-        slices=np.arange(first, last + 1, dtype=np.int64),
-        rows=_window(rows[0] * BLOCK, (rows[-1] + 1) * BLOCK, height, margin_px, align),
-        cols=_window(cols[0] * BLOCK, (cols[-1] + 1) * BLOCK, width, margin_px, align),
-        found=True,
+    # per-slice box of the lung blocks (in blocks), empty slices neutral for min/max
+    is_lung = area >= min_area_mm2
+    big = np.iinfo(np.int64).max // 4
+    row_any = lungish.any(axis=2)
+    col_any = lungish.any(axis=1)
+    bounds = np.stack(
+        [
+            np.where(is_lung, np.argmax(row_any, axis=1), big),
+            np.where(is_lung, row_any.shape[1] - np.argmax(row_any[:, ::-1], axis=1), -big),
+            np.where(is_lung, np.argmax(col_any, axis=1), big),
+            np.where(is_lung, col_any.shape[1] - np.argmax(col_any[:, ::-1], axis=1), -big),
+        ],
+        axis=1,
+    ).astype(np.int64)
+    # each slice takes the union of the boxes of the lung slices within z_margin_mm
+    size = 2 * extra + 1
+    lo_rows = ndimage.minimum_filter1d(bounds[:, 0], size, mode="nearest")
+    hi_rows = ndimage.maximum_filter1d(bounds[:, 1], size, mode="nearest")
+    lo_cols = ndimage.minimum_filter1d(bounds[:, 2], size, mode="nearest")
+    hi_cols = ndimage.maximum_filter1d(bounds[:, 3], size, mode="nearest")
+    slices = np.arange(first, last + 1, dtype=np.int64)
+    boxes = np.stack([lo_rows, hi_rows, lo_cols, hi_cols], axis=1)[slices]
+    # a slice with no lung slice within the margin (a gap in the lungs) takes the union of all
+    union = np.array([bounds[is_lung, 0].min(), bounds[is_lung, 1].max(), bounds[is_lung, 2].min(), bounds[is_lung, 3].max()])
+    gaps = boxes[:, 0] > boxes[:, 1]
+    boxes[gaps] = union
+    boxes *= BLOCK
+    windows = np.stack(
+        [
+            *_windows(boxes[:, 0], boxes[:, 1], height, margin_px, align),
+            *_windows(boxes[:, 2], boxes[:, 3], width, margin_px, align),
+        ],
+        axis=1,
     )
+    return LungRegion(slices=slices, windows=windows, found=True)
 
 
-def _window(lo: int, hi: int, size: int, margin: int, align: int) -> slice:
-    start = max(0, (lo - margin) // align * align)
-    stop = min(size, -(-(hi + margin) // align) * align)
-    return slice(int(start), int(stop))
+def _windows(lo: np.ndarray, hi: np.ndarray, size: int, margin: int, align: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widen ``[lo, hi)`` by ``margin``, align the start down to ``align``, clip to ``[0, size]``."""
+    start = np.maximum(0, (lo - margin) // align * align)
+    stop = np.minimum(size, -(-(hi + margin) // align) * align)
+    return start.astype(np.int64), stop.astype(np.int64)

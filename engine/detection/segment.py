@@ -33,6 +33,9 @@ def segment_slices(
 ) -> int:
     """Segment ``region`` of ``volume`` into ``levels``.
 
+    Each batch runs on the union of its slices' windows (consecutive slices have
+    similar windows).
+
     Args:
         model: Segmentation model (``(B, 7, H, W)`` → ``(B, 1, H, W)`` probabilities), on
             ``policy.device``, eval mode.
@@ -54,18 +57,18 @@ def segment_slices(
     """
     device = policy.device
     slices = torch.as_tensor(region.slices, device=device)
-    window = (region.rows, region.cols)
     memory_format = torch.channels_last if policy.channels_last else torch.contiguous_format
 
     def step(start: int, stop: int) -> None:
         chosen = slices[start:stop]
-        batch = context_slices_torch(volume, chosen, CONTEXT_SLICES, window)
+        rows, cols = region.batch_window(start, stop)
+        batch = context_slices_torch(volume, chosen, CONTEXT_SLICES, (rows, cols))
         batch = batch.contiguous(memory_format=memory_format)
         with policy.autocast():
             probability = model(batch)[:, 0]
         quantised = probability.float().mul_(PROBABILITY_LEVELS).round_().to(torch.uint8)
         target = chosen if levels.device == device else chosen.to(levels.device)
-        levels[target, region.rows, region.cols] = quantised.to(levels.device)
+        levels[target, rows, cols] = quantised.to(levels.device)
 
     with torch.inference_mode():
         return run_in_batches(

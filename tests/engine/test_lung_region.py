@@ -65,3 +65,20 @@ def test_window_output_equals_whole_slice_output_away_from_its_edges():
     # the U-Net reaches 22 pixels; the detector's margin is 32
     torch.testing.assert_close(part[..., 22:-22, 22:-22], whole[..., 54:74, 62:98], atol=1e-12, rtol=0)
     assert (part[..., :16, :] - whole[..., 32:48, 40:120]).abs().max() > 1e-3
+
+
+def test_windows_follow_the_lungs_slice_by_slice_and_fill_gaps():
+    hu = np.full((30, 128, 128), 40, np.int16)
+    hu[:, :4, :] = -1000
+    hu[4:9, 40:60, 40:60] = -850  # small lung on slices 4..8
+    hu[18:24, 20:100, 30:110] = -850  # big lung on slices 18..23; slices 9..17 hold none
+    region = find_lung_region(hu, (2.0, 0.7, 0.7), margin_px=8)  # 5 mm = 3 slices
+    assert region.slices[0] == 1 and region.slices[-1] == 26
+    by_slice = dict(zip(region.slices.tolist(), region.windows.tolist()))
+    assert by_slice[6] == [32, 68, 32, 68]
+    assert by_slice[20] == [12, 108, 20, 120]
+    assert by_slice[13] == [12, 108, 20, 120], "a slice far from any lung slice takes the union"
+    assert by_slice[16] == by_slice[20] and by_slice[10] == by_slice[6]
+    rows, cols = region.batch_window(0, region.slices.size)
+    assert (rows, cols) == (region.rows, region.cols) == (slice(12, 108), slice(20, 120))
+    assert region.voxel_count() < region.slices.size * 96 * 100

@@ -1,0 +1,140 @@
+"""``python main.py bench``: time detection on the standard 512×512×300 phantom.
+
+Generates the phantom (``engine.phantom.generate_series(seed, "standard",
+n_slices=300)``), writes it as MetaImage to a temporary folder, and times
+loading it and detecting on it: the median of ``--runs`` runs after a warm-up,
+per stage. Models: the demo weights when shipped; else the book's real-data
+weights when ``../shared/book`` is present; else freshly initialised models
+(timings do not depend on the weights, the number of candidates does). The
+report says which ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+from pathlib import Path
+
+from engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+
+DESCRIPTION = "time detection (per stage) on the standard 512x512x300 phantom"
+#: Slices of the standard benchmark volume.
+BENCH_SLICES = 300
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run (default auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="float type (auto: float16 on GPU, float32 on CPU)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    parser.add_argument("--json", default=None, help="also write the report as JSON")
+    parser.add_argument("--seg", default=None, help="segmentation checkpoint instead of the default choice")
+    parser.add_argument("--cls", default=None, help="nodule classifier checkpoint instead of the default choice")
+    parser.add_argument("--mal", default=None, help="malignancy checkpoint instead of the default choice")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung region)")
+
+
+def bench_models(args: argparse.Namespace) -> tuple[object, object, object, str]:
+    """The three models (or checkpoint paths) to time, and a description of them."""
+    import torch
+
+    from engine.detection import default_weight_paths
+    from engine.models import NoduleClassifier, SegmentationModel
+    from engine.paths import REPO_ROOT
+
+    if args.seg or args.cls or args.mal:
+        defaults = default_weight_paths()
+        chosen = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
+        paths = {kind: Path(given) if given else defaults[kind] for kind, given in chosen.items()}
+        return paths["segmentation"], paths["classifier"], paths["malignancy"], "given checkpoints: " + ", ".join(
+            f"{kind} {path}" for kind, path in paths.items()
+        )
+    demo = default_weight_paths()
+    if all(path.exists() for path in demo.values()):
+        return demo["segmentation"], demo["classifier"], demo["malignancy"], f"demo weights ({demo['segmentation'].parent})"
+    book = REPO_ROOT.parent / "shared" / "book"
+    if (book / "seg_book.best.state").exists() and (book / "cls_book.best.state").exists():
+        from engine.checkpoints import load_checkpoint
+
+        classifier = load_checkpoint(book / "cls_book.best.state", "classifier").model
+        return (
+            book / "seg_book.best.state",
+            classifier,
+            finetune_like(classifier),
+            "book weights (seg_book, cls_book); malignancy = cls_book with a re-initialised last block and head "
+            "(the layout of a finetune_depth=2 model; no demo weights shipped yet)",
+        )
+    torch.manual_seed(0)
+    classifier = NoduleClassifier()
+    return (
+        SegmentationModel(),
+        classifier,
+        finetune_like(classifier),
+        "freshly initialised models (no demo or book weights found): candidate counts are not representative",
+    )
+
+
+def finetune_like(classifier):
+    """A copy of ``classifier`` with block 4 and the head re-initialised: how a malignancy model
+    fine-tuned with ``finetune_depth=2`` relates to its nodule classifier (frozen shared trunk)."""
+    import torch
+
+    model = copy.deepcopy(classifier)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(1)
+    for conv in (model.block4.conv1, model.block4.conv2):
+        conv.reset_parameters()
+    model.head_linear.reset_parameters()
+    torch.random.set_rng_state(generator_state)
+    return model
+
+
+def standard_phantom(seed: int, folder: Path) -> tuple[Path, str]:
+    """Generate the standard phantom, write it as ``<uid>.mhd`` in ``folder``; return the path and a description."""
+    import SimpleITK as sitk
+
+    from engine.phantom import generate_series
+
+    ct, truth = generate_series(seed, "standard", n_slices=BENCH_SLICES)
+    image = sitk.GetImageFromArray(ct.hu)
+    image.SetSpacing(ct.geometry.spacing_xyz)
+    image.SetOrigin(ct.geometry.origin_xyz)
+    image.SetDirection(ct.geometry.direction)
+    path = folder / f"{ct.series_uid}.mhd"
+    sitk.WriteImage(image, str(path))
+    spacing = " × ".join(f"{v:.3g}" for v in ct.geometry.spacing_xyz)
+    return path, (
+        f"standard phantom, seed {seed}, {ct.shape[0]}×{ct.shape[1]}×{ct.shape[2]}, spacing {spacing} mm (x,y,z), "
+        f"{len(truth.nodules)} nodule(s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.ct import load_ct
+    from engine.detection import Detector, DetectorConfig
+    from engine.detection.benchmark import benchmark_detector
+    from engine.devices import cpu_threads
+
+    seg, cls, mal, weights = bench_models(args)
+    config = DetectorConfig(precision=args.precision, lung_region=not args.all_slices)
+    with tempfile.TemporaryDirectory(prefix="lungcad-bench-") as tmp, cpu_threads(args.threads):
+        print("generating the standard phantom ...", flush=True)
+        path, series = standard_phantom(args.seed, Path(tmp))
+        detector = Detector(seg, cls, mal, device=args.device, config=config)
+        print(f"timing {args.runs} run(s) after a warm-up on {detector.device} ...", flush=True)
+        report = benchmark_detector(
+            detector, lambda: load_ct(path), runs=max(1, args.runs), weights=weights, series=series
+        )
+    print(report.table())
+    for line in report.messages:
+        print(f"note: {line}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.as_dict(), indent=1))
+        print(f"wrote {out}")
+    return 0
