@@ -29,10 +29,11 @@ from engine.detection.lung import LungRegion, find_lung_region, whole_volume
 from engine.detection.result import Candidate, DetectionResult
 from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory, StageReporter, synchronize, tensor_view
 from engine.detection.segment import empty_levels, levels_to_numpy, segment_slices
-from engine.devices import PrecisionPolicy, precision_policy, resolve_device
+from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
 from engine.errors import CheckpointError, DeviceError
 from engine.geometry import irc_to_xyz, xyz_to_irc_continuous
 from engine.models.classifier import NoduleClassifier
+from engine.models.folded import FoldedSegmentation, can_fold
 from engine.models.segmentation import SegmentationModel
 from engine.paths import MODELS_DIR
 
@@ -60,6 +61,9 @@ class DetectorConfig:
         cls_batch_size: Crops per classification batch (None: 256 on GPU, 16 on CPU).
         lung_region: Segment only slices with lung, inside a window around the
             lungs (:mod:`engine.detection.lung`); False segments every slice in full.
+        fold_batch_norms: Run the segmentation model with its batch norms folded
+            into the convolutions (:mod:`engine.models.folded`; same output up to
+            float rounding, about 15% faster on the CPU).
         threads: CPU threads for torch (None: torch's default, the core count).
     """
 
@@ -68,6 +72,7 @@ class DetectorConfig:
     seg_batch_size: int | None = None
     cls_batch_size: int | None = None
     lung_region: bool = True
+    fold_batch_norms: bool = True
     threads: int | None = None
 
 
@@ -116,6 +121,9 @@ class Detector:
         self.malignancy: NoduleClassifier = models["malignancy"]
         self.model_ids: dict[str, str] = ids
         self.shared_depth = shared_trunk_depth(self.classifier, self.malignancy)
+        self._segmenter: nn.Module = self.segmentation
+        if self.config.fold_batch_norms and can_fold(self.segmentation):
+            self._segmenter = FoldedSegmentation(self.segmentation)
         self._placement: dict[int, tuple[torch.device, torch.memory_format]] = {}
 
     # --- construction -----------------------------------------------------------------
@@ -165,6 +173,10 @@ class Detector:
             CancelledError: ``cancelled()`` returned True.
             DeviceError: memory ran out even on the CPU.
         """
+        with cpu_threads(self.config.threads):
+            return self._detect(ct, progress, cancelled)
+
+    def _detect(self, ct: CtVolume, progress: Progress | None, cancelled: Cancelled | None) -> DetectionResult:
         run = _Run(self, ct, progress, cancelled)
         began = time.perf_counter()
         region = run.timed("lung_search", "lung search", lambda device: self._region(ct))
@@ -222,6 +234,17 @@ class Detector:
         """
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
+        with cpu_threads(self.config.threads):
+            return self._regroup(result, ct, seg_threshold, progress, cancelled)
+
+    def _regroup(
+        self,
+        result: DetectionResult,
+        ct: CtVolume,
+        seg_threshold: float,
+        progress: Progress | None,
+        cancelled: Cancelled | None,
+    ) -> DetectionResult:
         run = _Run(self, ct, progress, cancelled)
         began = time.perf_counter()
         components = run.timed(
@@ -260,7 +283,7 @@ class Detector:
     def _segment(self, run: _Run, device: torch.device, region: LungRegion) -> torch.Tensor:
         levels = empty_levels(run.ct.shape, device)
         segment_slices(
-            self._placed(self.segmentation, run.policy),
+            self._placed(self._segmenter, run.policy),
             run.volume(device),
             region,
             levels,
@@ -353,7 +376,7 @@ class Detector:
         """``model`` on the policy's device, in its memory format (moved only when needed)."""
         memory_format = torch.contiguous_format
         if policy.channels_last:
-            memory_format = torch.channels_last if isinstance(model, SegmentationModel) else torch.channels_last_3d
+            memory_format = torch.channels_last_3d if isinstance(model, NoduleClassifier) else torch.channels_last
         wanted = (policy.device, memory_format)
         if self._placement.get(id(model)) != wanted:
             model.to(device=policy.device, memory_format=memory_format)

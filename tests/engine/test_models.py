@@ -136,3 +136,60 @@ def test_book_segmentation_reproduces_reference(book_crop):
     assert float(out.mean()) == pytest.approx(0.217549, abs=1e-4)
     assert int((out > 0.5).sum()) == 894
     assert float(out[0, 0, 32, 32]) == pytest.approx(0.0, abs=1e-4)
+
+
+def _randomise_batch_norms(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, torch.nn.BatchNorm2d):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+                bn.weight.uniform_(-2, 2)
+                bn.bias.uniform_(-1, 1)
+
+
+@pytest.mark.parametrize("depth, wf", [(1, 2), (2, 2), (3, 4)])
+@pytest.mark.parametrize("shape", [(2, 7, 32, 32), (1, 7, 37, 50), (1, 7, 5, 3), (1, 7, 1, 1), (1, 7, 1, 9)])
+def test_folded_segmentation_equals_the_model(depth, wf, shape):
+    from engine.models.folded import FoldedSegmentation
+
+    torch.manual_seed(depth)
+    model = SegmentationModel(depth=depth, wf=wf).double().eval()
+    _randomise_batch_norms(model)
+    with torch.no_grad():
+        model.input_batchnorm.running_mean.fill_(-500.0)
+        model.input_batchnorm.running_var.fill_(400.0**2)
+    folded = FoldedSegmentation(model)
+    x = torch.randn(shape, dtype=torch.float64) * 400 - 500
+    with torch.inference_mode():
+        expected = torch.logit(model(x), eps=1e-300)
+        got = torch.logit(folded(x), eps=1e-300)
+    torch.testing.assert_close(got, expected, atol=1e-9, rtol=1e-9)
+
+
+def test_what_can_be_folded():
+    from engine.models.folded import FoldedSegmentation, can_fold
+
+    class Custom(SegmentationModel):
+        pass
+
+    assert can_fold(SegmentationModel())
+    assert not can_fold(Custom())
+    assert not can_fold(SegmentationModel(up_mode="upsample"))
+    assert not can_fold(SegmentationModel(batch_norm=False))
+    with pytest.raises(ValueError, match="folded"):
+        FoldedSegmentation(SegmentationModel(batch_norm=False))
+
+
+def test_folded_book_segmentation_reproduces_reference(book_crop):
+    from engine.models.folded import FoldedSegmentation
+
+    model = SegmentationModel().eval()
+    model.load_state_dict(_book_state("seg_book.best.state"), strict=True)
+    folded = FoldedSegmentation(model)
+    x = torch.full((1, 7, 64, 64), -1000.0)
+    x[0, :, 8:56, 8:56] = book_crop[0, 13:20]
+    with torch.inference_mode():
+        out = folded(x)
+    assert float(out.mean()) == pytest.approx(0.217549, abs=1e-4)
+    assert int((out > 0.5).sum()) == 894
