@@ -155,9 +155,10 @@ class DetectionPanel(QWidget):
         dform = QFormLayout(display)
         self.overlay_mode = QComboBox()
         for mode, text in (
-            (OverlayMode.OUTLINE, "Mask outline"),
-            (OverlayMode.MASK, "Mask"),
-            (OverlayMode.PROBABILITY, "Probability"),
+            (OverlayMode.FINDINGS, "Outline of findings"),
+            (OverlayMode.OUTLINE, "Outline of all segmentation"),
+            (OverlayMode.MASK, "Segmentation mask"),
+            (OverlayMode.PROBABILITY, "Segmentation probability"),
             (OverlayMode.OFF, "Off"),
         ):
             self.overlay_mode.addItem(text, mode.value)

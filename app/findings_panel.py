@@ -28,15 +28,15 @@ from app.state import ViewerState
 from app.theme import ACCEPTED_RGB, MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
 
 #: Column titles.
-COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS x, y, z mm", "Slice", "Status")
+COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS mm", "Slice", "Status")
 COLUMN_TIPS = (
     "candidate id",
     "probability that it is a nodule (nodule classifier)",
     "probability that it is malignant (malignancy classifier)",
     "equivalent-sphere diameter of the segmented region, mm",
-    "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior)",
+    "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior); decimals in the tooltip",
     "axial image number (1-based) of the centre",
-    "how it shows at the current thresholds, and your verdict (A accept, X reject, U clear)",
+    "how it shows at the current thresholds, and your verdict: ✓ accepted (A), ✗ rejected (X), U clears",
 )
 #: Role holding the numeric sort key of a cell.
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -54,21 +54,22 @@ def finding_class_text(finding: Finding) -> str:
 def finding_row(finding: Finding, axial: PlaneLayout | None) -> tuple[str, ...]:
     """The table's text cells of one finding (slice numbers are 1-based axial images).
 
-    The last cell is the class at the current thresholds followed by the
-    reader's verdict, e.g. ``"malignant ✓ accepted"``.
+    Positions are rounded to whole mm (the tooltip and the exports keep the
+    decimals). The last cell is the class at the current thresholds followed
+    by the reader's verdict: ``"malignant ✓"`` accepted, ``"nodule ✗"`` rejected.
     """
     c = finding.candidate
     x, y, z = (float(v) for v in c.center_xyz)
     slice_text = ""
     if axial is not None:
         slice_text = str(int(round(float(c.center_irc[axial.slice_axis]))) + 1)
-    review = {Mark.ACCEPTED: " ✓ accepted", Mark.REJECTED: " ✗ rejected"}.get(finding.mark, "")
+    review = {Mark.ACCEPTED: " ✓", Mark.REJECTED: " ✗"}.get(finding.mark, "")
     return (
         str(finding.id),
         f"{float(c.p_nodule):.2f}",
         f"{float(c.p_malignant):.2f}",
         f"{float(c.diameter_mm):.1f}",
-        f"{x:.1f}, {y:.1f}, {z:.1f}",
+        f"{x:.0f}, {y:.0f}, {z:.0f}",
         slice_text,
         finding_class_text(finding) + review,
     )
@@ -120,7 +121,12 @@ class FindingsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._colour(finding, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"candidate {finding.id}: {finding.candidate.voxel_count} voxels; click or Enter to go there"
+            x, y, z = (float(v) for v in finding.candidate.center_xyz)
+            verdict = {Mark.ACCEPTED: "accepted", Mark.REJECTED: "rejected"}.get(finding.mark, "not reviewed")
+            return (
+                f"candidate {finding.id}: LPS x {x:.1f}, y {y:.1f}, z {z:.1f} mm; "
+                f"{finding.candidate.voxel_count} voxels; {verdict}. Click or Enter to go there."
+            )
         return None
 
     def _sort_key(self, finding: Finding, column: int) -> Any:

@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.loader = LoadController(self.state, self.pool, self)
         self.detector = DetectController(self.state, self.provider, self.pool, self)
         self.current_path: Path | None = None
-        self._last_overlay_mode = OverlayMode.OUTLINE
+        self._last_overlay_mode = OverlayMode.FINDINGS
         self._menus: dict[str, QMenu] = {}
         self.actions_: dict[str, QAction] = {}
         self.setWindowTitle(f"{APP_TITLE} — not for clinical use")

@@ -69,15 +69,32 @@ def outline_u8(levels: np.ndarray, seg_threshold: float) -> np.ndarray:
     return np.where(mask & ~inner, np.uint8(255), np.uint8(0))
 
 
+def keep_boxes(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: int = 1) -> np.ndarray:
+    """Zero an overlay image outside some boxes (the findings shown on this slice).
+
+    Args:
+        image: 2D overlay image (rows = v, columns = u), not modified.
+        boxes: ``(v0, v1, u0, u1)`` array index ranges (hi exclusive).
+        margin: Pixels added around each box.
+
+    Returns:
+        A new array: ``image`` inside the boxes, 0 elsewhere.
+    """
+    keep = np.zeros(image.shape, dtype=bool)
+    for v0, v1, u0, u1 in boxes:  # a handful of findings per slice
+        keep[max(0, v0 - margin) : v1 + margin, max(0, u0 - margin) : u1 + margin] = True
+    return np.where(keep, image, np.zeros((), dtype=image.dtype))
+
+
 def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVERLAY_RGB) -> np.ndarray:
     """The RGBA lookup table of the overlay.
 
     Args:
         mode: ``"probability"`` (opacity grows with the probability, nothing
             below 0.1), ``"mask"`` (solid where the voxel is segmented at
-            ``seg_threshold``, see :func:`mask_level`), ``"outline"`` (solid at
-            255 only: for images made by :func:`outline_u8`), or ``"off"``
-            (fully transparent).
+            ``seg_threshold``, see :func:`mask_level`), ``"outline"`` and
+            ``"findings"`` (solid at 255 only: for images made by
+            :func:`outline_u8`), or ``"off"`` (fully transparent).
         seg_threshold: Segmentation threshold in [0, 1], for the mask.
         rgb: Overlay colour.
 
@@ -91,7 +108,7 @@ def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVE
         lut[:, 3] = np.rint(np.clip((p - 0.1) / 0.9, 0.0, 1.0) * 255.0).astype(np.uint8)
     elif mode == "mask":
         lut[mask_level(seg_threshold) + 1 :, 3] = 255
-    elif mode == "outline":
+    elif mode in ("outline", "findings"):
         lut[255, 3] = 255
     elif mode != "off":
         raise ValueError(f"unknown overlay mode {mode!r}")

@@ -29,7 +29,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
-from app.overlay import outline_u8, overlay_lut, probability_u8
+from app.overlay import keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
 from app.state import OverlayMode, ViewerState
 from app.theme import MALIGNANT_RGB, NODULE_RGB, PLANE_RGB, REJECTED_RGB, VIEW_BACKGROUND
@@ -353,16 +353,42 @@ class SliceView(QWidget):
             self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
         self.overlay.setOpacity(state.overlay_opacity)
         visible = state.result is not None and mode != OverlayMode.OFF and not state.hide_cad and self._overlay_on_slice()
+        boxes = self._finding_boxes() if visible and mode == OverlayMode.FINDINGS else []
+        if mode == OverlayMode.FINDINGS and not boxes:
+            visible = False
         if visible:
-            outline = mode == OverlayMode.OUTLINE
-            wanted = (state.result, self._slice, outline, state.seg_threshold if outline else None)
+            outline = mode in (OverlayMode.OUTLINE, OverlayMode.FINDINGS)
+            wanted = (
+                state.result,
+                self._slice,
+                mode if outline else None,
+                state.seg_threshold if outline else None,
+                tuple(boxes),
+            )
             if self._overlay_pixels is None or any(a is not b and a != b for a, b in zip(wanted, self._overlay_pixels)):
                 levels = probability_u8(slice_2d(state.result.seg_probability, self.layout_, self._slice))
                 if outline:
                     levels = outline_u8(levels, state.seg_threshold)
+                if boxes:
+                    levels = keep_boxes(levels, boxes)
                 self.overlay.setImage(levels, autoLevels=False, levels=(0, 255))
                 self._overlay_pixels = wanted
         self.overlay.setVisible(visible)
+
+    def _finding_boxes(self) -> list[tuple[int, int, int, int]]:
+        """``(v0, v1, u0, u1)`` array ranges of the findings shown on this slice."""
+        pm, layout = self._markers, self.layout_
+        if pm is None or layout is None or len(pm.index) == 0:
+            return []
+        hit, _radius = pm.on_slice(self._slice)
+        boxes = []
+        for k in hit:
+            bbox = getattr(self._findings[k].candidate, "bbox_irc", None)
+            if bbox is None:
+                continue
+            lo, hi = bbox
+            boxes.append((int(lo[layout.v_axis]), int(hi[layout.v_axis]), int(lo[layout.u_axis]), int(hi[layout.u_axis])))
+        return boxes
 
     def _on_cad(self) -> None:
         self._on_overlay()

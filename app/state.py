@@ -39,6 +39,7 @@ class OverlayMode(str, Enum):
     """How the segmentation probability volume is drawn."""
 
     OFF = "off"
+    FINDINGS = "findings"  # the mask's outline around the findings shown, nothing elsewhere
     OUTLINE = "outline"
     PROBABILITY = "probability"
     MASK = "mask"
@@ -58,7 +59,8 @@ class ViewerState:
         self._crosshair: tuple[int, int, int] = (0, 0, 0)
         self._window = window or DEFAULT_WINDOW
         self._overlay_opacity = 0.8
-        self._overlay_mode = OverlayMode.OUTLINE  # shows what was segmented without hiding it
+        # the outline of what was segmented, around the findings only: informative, never cluttered
+        self._overlay_mode = OverlayMode.FINDINGS
         self._thresholds = thresholds or Thresholds()
         self._seg_threshold = 0.5
         self._result: Any = None

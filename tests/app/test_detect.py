@@ -45,7 +45,7 @@ def test_detect_runs_off_the_gui_thread_and_fills_the_table(qtbot, window, write
     assert rows[0][1:4] == ["0.95", "0.85", "10.0"] and rows[0][5] == "13" and rows[0][6] == "malignant"
     assert rows[2][6] == "near miss, malig."
     c = window.state.result.candidates[0]
-    assert rows[0][4] == ", ".join(f"{v:.1f}" for v in c.center_xyz)
+    assert rows[0][4] == ", ".join(f"{v:.0f}" for v in c.center_xyz)
     assert window.findings_panel.counts.text().startswith("2 nodules (1 malignant) · 1 near miss · 4 candidates")
     assert window.detection_panel.disclaimer.text() == DEMO_DISCLAIMER
     assert "on cpu" in window.detection_panel.stage.text()
@@ -179,11 +179,13 @@ def test_hide_cad_hides_all_marks(qtbot, detected) -> None:
 def test_overlay_mode_and_opacity(qtbot, detected) -> None:
     axial = detected.views[Plane.AXIAL]
     panel = detected.detection_panel
-    assert detected.state.overlay_mode.value == "outline"  # default: the mask's outline, the nodule stays visible
+    assert detected.state.overlay_mode.value == "findings"  # default: outline around the findings only
     c1 = detected.state.result.candidates[0]
     (i0, r0, c0), (i1, r1, c1_) = c1.bbox_irc
     shown = axial.overlay.image
     assert shown[r0, c0] == 255 and shown[(r0 + r1) // 2, (c0 + c1_) // 2] == 0
+    panel.overlay_mode.setCurrentIndex(panel.overlay_mode.findData("outline"))
+    assert axial.overlay.image[r0, c0] == 255 and detected.state.overlay_mode.value == "outline"
     panel.opacity.setValue(80)
     assert axial.overlay.opacity() == pytest.approx(0.8)
     panel.overlay_mode.setCurrentIndex(panel.overlay_mode.findData("mask"))
@@ -199,10 +201,10 @@ def test_accept_and_reject(qtbot, detected) -> None:
     detected.findings_panel.accept_button.click()
     assert detected.state.marks == {1: Mark.ACCEPTED}
     row = detected.findings_panel.row_of(1)
-    assert _table(detected)[row][6] == "malignant ✓ accepted"
+    assert _table(detected)[row][6] == "malignant ✓"
     assert axial.labels[0].toPlainText() == "1 ✓"
     detected.actions_["reject"].trigger()
-    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][6] == "malignant ✗ rejected"
+    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][6] == "malignant ✗"
     assert axial.markers.data["pen"][0].style() == Qt.PenStyle.DotLine
     assert "1 rejected" in detected.findings_panel.counts.text()
     detected.actions_["clear_mark"].trigger()
@@ -249,3 +251,15 @@ def test_overlay_follows_the_slice_after_being_off(qtbot, detected) -> None:
     assert axial.overlay.isVisible() and axial.overlay.image[r0, c0] == 255
     axial.go_to_slice(0)  # no probability on this slice: nothing drawn
     assert not axial.overlay.isVisible()
+
+
+def test_findings_overlay_shows_only_around_shown_findings(qtbot, detected) -> None:
+    axial = detected.views[Plane.AXIAL]
+    c3 = detected.state.result.candidates[2]  # a near miss at slice 18
+    axial.go_to_slice(18)
+    (_, r0, c0), _ = c3.bbox_irc
+    assert axial.overlay.isVisible() and axial.overlay.image[r0, c0] == 255
+    detected.state.set_thresholds(near_miss_band=0.0)  # no longer shown: its outline goes too
+    assert not axial.overlay.isVisible()
+    detected.state.set_thresholds(near_miss_band=0.2)
+    assert axial.overlay.isVisible() and axial.overlay.image[r0, c0] == 255

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from app.overlay import crop_plane, outline_u8, overlay_lut, probability_u8
+from app.overlay import crop_plane, keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, plane_layout
 from app.windowing import WindowLevel
 from engine.geometry import Geometry
@@ -58,3 +58,11 @@ def test_outline_surrounds_the_mask_without_covering_it() -> None:
     assert not outline_u8(levels, 0.8).any()  # nothing above 0.8
     full = np.full((3, 3), 255, dtype=np.uint8)
     assert outline_u8(full, 0.5).sum() == 255 * 8  # the image border closes the outline
+
+
+def test_keep_boxes_clears_everything_outside_the_findings() -> None:
+    image = np.full((10, 12), 255, dtype=np.uint8)
+    kept = keep_boxes(image, [(2, 4, 3, 6)], margin=1)
+    assert kept[1:5, 2:7].all() and kept.sum() == 255 * 4 * 5
+    assert not keep_boxes(image, []).any()
+    assert image.all()  # the input is not modified
