@@ -179,7 +179,7 @@ class Detector:
     def _detect(self, ct: CtVolume, progress: Progress | None, cancelled: Cancelled | None) -> DetectionResult:
         run = _Run(self, ct, progress, cancelled)
         began = time.perf_counter()
-        region = run.timed("lung_search", "lung search", lambda device: self._region(ct))
+        region = run.timed("lung_search", "lung search", lambda device: self._region(ct, run.volume(device)))
         levels = run.timed("segmentation", "segmentation", lambda device: self._segment(run, device, region))
         components = run.timed(
             "grouping", "grouping", lambda device: group_components(levels, ct.hu, self.config.seg_threshold)
@@ -275,10 +275,10 @@ class Detector:
         return self.classify_points(ct, centers_xyz)[1]
 
     # --- stages -------------------------------------------------------------------------
-    def _region(self, ct: CtVolume) -> LungRegion:
+    def _region(self, ct: CtVolume, volume: torch.Tensor) -> LungRegion:
         if not self.config.lung_region:
             return whole_volume(ct.shape)
-        return find_lung_region(ct.hu, ct.geometry.spacing_irc)
+        return find_lung_region(volume, ct.geometry.spacing_irc)
 
     def _segment(self, run: _Run, device: torch.device, region: LungRegion) -> torch.Tensor:
         levels = empty_levels(run.ct.shape, device)

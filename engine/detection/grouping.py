@@ -9,7 +9,9 @@ per-label ``center_of_mass`` took seconds per CT), and the size of the
 component grown back by the one voxel layer the erosion removed, within the
 thresholded mask (so that diameters are not those of the eroded core).
 
-Only the bounding box of the thresholded voxels is processed.
+Only the bounding box of the thresholded voxels is processed; thresholding,
+the box and the erosion run where the probability levels are (the GPU during
+a detection), labelling and measuring on the CPU.
 """
 
 from __future__ import annotations
@@ -56,20 +58,25 @@ class Components:
         return cls(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64))
 
 
-def erode_cross(mask: np.ndarray) -> np.ndarray:
+def erode_cross(mask: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """One binary erosion with the 6-neighbour cross; outside the array counts as background.
 
     Args:
-        mask: bool ``(I, R, C)``.
+        mask: bool ``(I, R, C)``, numpy or a tensor on any device (computed there).
 
     Returns:
-        bool ``(I, R, C)``: voxels set in ``mask`` whose six face neighbours are set too.
+        bool ``(I, R, C)`` of the same kind: voxels set in ``mask`` whose six face
+        neighbours are set too.
     """
-    padded = np.zeros(tuple(s + 2 for s in mask.shape), dtype=bool)
+    if isinstance(mask, np.ndarray):
+        padded = np.zeros(tuple(s + 2 for s in mask.shape), dtype=bool)
+    else:
+        padded = torch.zeros(tuple(s + 2 for s in mask.shape), dtype=torch.bool, device=mask.device)
     padded[1:-1, 1:-1, 1:-1] = mask
-    out = mask.copy()
+    out = mask.copy() if isinstance(mask, np.ndarray) else mask.clone()
+    depth, rows, cols = padded.shape
     for di, dr, dc in _CROSS_SHIFTS:
-        out &= padded[1 + di : padded.shape[0] - 1 + di, 1 + dr : padded.shape[1] - 1 + dr, 1 + dc : padded.shape[2] - 1 + dc]
+        out &= padded[1 + di : depth - 1 + di, 1 + dr : rows - 1 + dr, 1 + dc : cols - 1 + dc]
     return out
 
 
@@ -165,10 +172,11 @@ def group_components(levels: np.ndarray | torch.Tensor, hu: np.ndarray, seg_thre
     if box is None:
         return Components.empty()
     window = tuple(slice(lo, hi) for lo, hi in box)
-    sub = mask[window].cpu().numpy()
-    eroded = erode_cross(sub)
-    if not eroded.any():
+    sub_t = mask[window]
+    eroded_t = erode_cross(sub_t)
+    if not bool(eroded_t.any()):
         return Components.empty()
+    sub, eroded = sub_t.cpu().numpy(), eroded_t.cpu().numpy()
     labels, count = label_components(eroded)
     grown = grow_labels(labels, sub)
     offset = np.array([lo for lo, _ in box], dtype=np.int64)

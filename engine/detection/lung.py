@@ -100,11 +100,11 @@ def whole_volume(shape: tuple[int, int, int]) -> LungRegion:
     return LungRegion(np.arange(shape[0], dtype=np.int64), windows, found=False)
 
 
-def block_means(hu: np.ndarray, block: int = BLOCK, chunk: int = 32) -> np.ndarray:
+def block_means(hu: np.ndarray | torch.Tensor, block: int = BLOCK, chunk: int = 32) -> np.ndarray:
     """Mean of ``clip(HU, -1000, 1000)`` over ``block × block`` in-plane tiles.
 
     Args:
-        hu: int16 ``(I, R, C)``.
+        hu: int16 ``(I, R, C)``, numpy or a tensor on any device (computed there).
         block: Tile size in pixels.
         chunk: Slices converted to float at a time (bounds the temporary memory).
 
@@ -112,16 +112,16 @@ def block_means(hu: np.ndarray, block: int = BLOCK, chunk: int = 32) -> np.ndarr
         float32 ``(I, ceil(R/block), ceil(C/block))``; partial edge tiles average
         their pixels only.
     """
-    volume = tensor_view(hu)
+    volume = tensor_view(hu) if isinstance(hu, np.ndarray) else hu
     out = []
     for start in range(0, hu.shape[0], chunk):
         part = volume[start : start + chunk].to(torch.float32).clamp_(-1000.0, 1000.0)
         out.append(F.avg_pool2d(part[:, None], block, ceil_mode=True, count_include_pad=False)[:, 0])
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def find_lung_region(
-    hu: np.ndarray,
+    hu: np.ndarray | torch.Tensor,
     spacing_irc: tuple[float, float, float],
     *,
     min_area_mm2: float = 100.0,
@@ -132,7 +132,7 @@ def find_lung_region(
     """Find the slices with lung and a window around the lungs (see the module docstring).
 
     Args:
-        hu: int16 ``(I, R, C)`` CT.
+        hu: int16 ``(I, R, C)`` CT, numpy or a tensor on the compute device.
         spacing_irc: Voxel size (index, row, col) in mm.
         min_area_mm2: Lung area a slice needs to count as a lung slice.
         z_margin_mm: Slices segmented beyond the first and last lung slice, in mm.
@@ -142,7 +142,7 @@ def find_lung_region(
     Returns:
         The region to segment.
     """
-    depth, height, width = hu.shape
+    depth, height, width = (int(v) for v in hu.shape)
     means = block_means(hu)
     lungish = (means > LUNG_HU_RANGE[0]) & (means < LUNG_HU_RANGE[1])
     lungish = ndimage.binary_opening(lungish, structure=np.ones((1, 3, 3), dtype=bool))

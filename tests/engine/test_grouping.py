@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import ndimage
 
@@ -45,6 +46,7 @@ def test_erosion_matches_scipy_with_background_border():
     mask = rng.random((9, 11, 10)) > 0.3
     expected = ndimage.binary_erosion(mask, structure=CROSS, iterations=1, border_value=0)
     assert_array_equal(erode_cross(mask), expected)
+    assert_array_equal(erode_cross(torch.from_numpy(mask)).numpy(), expected)
 
 
 def test_two_cubes_and_specks():
