@@ -34,6 +34,9 @@ class BenchReport:
     Args:
         medians_s: Median seconds per stage over the timed runs (``total`` excludes ``load``).
         runs_s: Every timed run's seconds per stage.
+        cpu_medians_s: Median process CPU seconds (all threads) per detection stage;
+            on a machine shared with other work, CPU seconds / cores estimates the
+            wall time the stage would take alone.
         candidates: Candidates found (last run); ``nodules``: those with p_nodule >= 0.5.
         peak_rss_mb: Peak resident memory of the process during detection, MiB.
         baseline_rss_mb: Resident memory before the first detection (CT and models loaded), MiB.
@@ -50,6 +53,7 @@ class BenchReport:
 
     medians_s: dict[str, float]
     runs_s: list[dict[str, float]]
+    cpu_medians_s: dict[str, float]
     candidates: int
     nodules: int
     peak_rss_mb: float
@@ -79,9 +83,12 @@ class BenchReport:
             f"{self.machine.get('cpu_count', '?')} cores, torch {self.machine.get('torch', '?')}",
             f"runs: {len(self.runs_s)} timed after a warm-up; median seconds per stage:",
         ]
+        lines.append(f"  {'stage':15} {'wall s':>8} {'CPU s':>8}")
         for stage in STAGES:
             if stage in self.medians_s:
-                lines.append(f"  {stage:15} {self.medians_s[stage]:8.3f}")
+                cpu = self.cpu_medians_s.get(stage)
+                cpu_text = f"{cpu:8.3f}" if cpu is not None else f"{'':8}"
+                lines.append(f"  {stage:15} {self.medians_s[stage]:8.3f} {cpu_text}")
         lines += [
             f"candidates: {self.candidates} ({self.nodules} with p_nodule >= 0.5)",
             f"segmented: {self.segmented_slices} slices, {100 * self.segmented_fraction:.0f}% of the voxels",
@@ -184,6 +191,7 @@ def benchmark_detector(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timed: list[dict[str, float]] = []
+    cpu_runs: list[dict[str, float]] = []
     result = None
     with PeakMemory() as memory:
         for index in range(warmup + runs):
@@ -193,8 +201,11 @@ def benchmark_detector(
             result = detector.detect(ct)
             if index >= warmup:
                 timed.append({"load": load_s, **{k: float(v) for k, v in result.timings.items()}})
+                cpu = dict(result.extra.get("cpu_seconds", {}))
+                cpu_runs.append({**cpu, "total": sum(cpu.values())})
     assert result is not None
     medians = {stage: statistics.median(run[stage] for run in timed) for stage in STAGES if stage in timed[0]}
+    cpu_medians = {stage: statistics.median(run[stage] for run in cpu_runs) for stage in cpu_runs[0]}
     fraction = float(result.extra.get("segmented_voxels", 0)) / max(1, result.seg_probability.size)
     machine = machine_info(device)
     machine["load_before"] = load_before
@@ -202,6 +213,7 @@ def benchmark_detector(
     return BenchReport(
         medians_s=medians,
         runs_s=timed,
+        cpu_medians_s=cpu_medians,
         candidates=len(result.candidates),
         nodules=len(result.nodules(0.5)),
         peak_rss_mb=memory.peak / 2**20,

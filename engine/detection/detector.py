@@ -205,7 +205,11 @@ class Detector:
             messages=tuple(run.notes),
             segmented_slices=int(region.slices.size),
             roi_irc=region.box_irc(),
-            extra={"shared_trunk_stages": self.shared_depth, "segmented_voxels": region.voxel_count()},
+            extra={
+                "shared_trunk_stages": self.shared_depth,
+                "segmented_voxels": region.voxel_count(),
+                "cpu_seconds": dict(run.cpu_seconds),
+            },
         )
 
     def regroup(
@@ -395,6 +399,7 @@ class _Run:
         self.policy = detector.policy
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}  # process CPU time (all threads) per stage
         self._volumes: dict[torch.device, torch.Tensor] = {}
 
     @property
@@ -419,6 +424,7 @@ class _Run:
         """Run ``work(device)``; on out-of-memory on a GPU, rerun it on the CPU and say so."""
         self.reporter(stage).check()
         began = time.perf_counter()
+        cpu_began = time.process_time()
         try:
             value = work(self.policy.device)
         except StageOutOfMemory as exc:
@@ -432,6 +438,7 @@ class _Run:
             value = work(cpu)
         synchronize(self.policy.device)
         self.timings[key] = time.perf_counter() - began
+        self.cpu_seconds[key] = time.process_time() - cpu_began
         self.reporter(stage).report(1.0)
         return value
 

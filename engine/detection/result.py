@@ -101,6 +101,9 @@ class DetectionResult:
         messages: Things the user should know (a CPU fallback, no lung found, ...).
         segmented_slices: Number of slices the segmentation model ran on.
         roi_irc: ``((i0, r0, c0), (i1, r1, c1))`` box that was segmented (hi exclusive).
+        extra: Diagnostics: ``shared_trunk_stages`` (classifier layers shared with
+            the malignancy model), ``segmented_voxels``, ``cpu_seconds`` (process
+            CPU time per stage, all threads).
     """
 
     series_uid: str

@@ -28,6 +28,8 @@ def test_benchmark_detector_reports_every_stage():
     report = benchmark_detector(detector, load, runs=2, warmup=1, weights="tiny", series="lung block")
     assert len(loads) == 1 + 3, "one load before, then one per run"
     assert set(report.medians_s) == set(STAGES) and len(report.runs_s) == 2
+    assert set(report.cpu_medians_s) == set(STAGES) - {"load"}
+    assert report.cpu_medians_s["total"] > 0
     assert report.medians_s["total"] >= report.medians_s["segmentation"]
     assert report.candidates == 1 and report.shape == (10, 40, 40)
     assert report.peak_rss_mb >= report.baseline_rss_mb > 0 and report.peak_gpu_mb is None
