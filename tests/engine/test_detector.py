@@ -276,3 +276,16 @@ def test_book_models_on_the_real_crop(book_dir):
     result = det.detect(ct)
     assert result.shape == (32, 48, 48)
     assert all(0.0 <= c.p_nodule <= 1.0 for c in result.candidates)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_result(ct, result, detector):
+    on_gpu = Detector(detector.segmentation, detector.classifier, detector.malignancy, device="cuda",
+                      config=DetectorConfig(precision="float32"))
+    out = on_gpu.detect(ct)
+    assert out.device.startswith("cuda")
+    assert_allclose(np.array([c.center_irc for c in out.candidates]), np.array([c.center_irc for c in result.candidates]))
+    assert_allclose(out.p_nodule(), result.p_nodule(), atol=1e-4)
+    mixed = Detector(detector.segmentation, detector.classifier, detector.malignancy, device="cuda").detect(ct)
+    assert mixed.precision == "float16" and len(mixed.candidates) == len(result.candidates)
