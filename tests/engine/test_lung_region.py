@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.ct import CtVolume
 from engine.detection.lung import block_means, find_lung_region, whole_volume
 from engine.models import SegmentationModel
 from tests.engine.fake_chest import small_chest
