@@ -270,9 +270,8 @@ class Detector:
         """``(p_nodule, p_malignant)``, float64 ``(T,)`` each, of crops centred at given LPS mm points."""
         centers_irc = xyz_to_irc_continuous(ct.geometry, np.asarray(centers_xyz, dtype=np.float64).reshape(-1, 3))
         starts = crop_starts(centers_irc, CLASSIFIER_CROP, ct.shape)
-        run = _Run(self, ct, None, None)
-        p_nodule, p_malignant = self._classify_starts(run, starts)
-        return p_nodule, p_malignant
+        with cpu_threads(self.config.threads):
+            return self._classify_starts(_Run(self, ct, None, None), starts)
 
     def malignancy_at(self, ct: CtVolume, centers_xyz: np.ndarray) -> np.ndarray:
         """``p_malignant`` (float64 ``(T,)``) at given LPS mm points (the evaluation's ``classify_at``)."""
