@@ -54,8 +54,8 @@ class WallProfile:
 
 def _bump(theta: np.ndarray, center: float, width: float) -> np.ndarray:
     """A smooth angular bump of height 1 at ``center`` (radians), periodic."""
-    d = np.angle(np.exp(1j * (theta - center)))
-    return np.exp(-((d / width) ** 2))
+    d = (theta - np.float32(center - np.pi)) % np.float32(2 * np.pi) - np.float32(np.pi)
+    return np.exp(-((d / np.float32(width)) ** 2))
 
 
 class ChestWall:

@@ -111,22 +111,22 @@ def make_body(
     balls = balls * scale
     spicules = TubeSet.empty()
     if shape == "spiculated":
-        n = int(rng.integers(10, 21))
+        n = int(rng.integers(12, 25))
         dirs = rng.normal(size=(n, 3))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        length = rng.uniform(0.5, 1.5, size=n) * radius + rng.uniform(2.0, 8.0, size=n)
-        base = np.clip(0.07 * radius + 0.45, 0.5, 1.4) * rng.uniform(0.7, 1.3, size=n)
-        # spicules bend a little: two segments per spicule
+        length = rng.uniform(0.4, 1.3, size=n) * radius + rng.uniform(3.0, 9.0, size=n)
+        base = np.clip(0.08 * radius + 0.6, 0.7, 1.6) * rng.uniform(0.75, 1.3, size=n)
+        # spicules bend a little: two segments per spicule, thick at the base
         bend = rng.normal(size=(n, 3)) * (0.15 * length)[:, None]
         start = dirs * 0.8 * radius
         mid = dirs * (radius + 0.45 * length)[:, None] + 0.5 * bend
         tip = dirs * (radius + length)[:, None] + bend
         spicules = TubeSet(np.concatenate([start, mid]), np.concatenate([mid, tip]),
-                           np.concatenate([base, 0.55 * base]), np.concatenate([0.55 * base, np.full(n, 0.15)]))
+                           np.concatenate([base, 0.7 * base]), np.concatenate([0.7 * base, np.full(n, 0.3)]))
     if kind == "solid":
         hu_solid, hu_ggo, core = rng.uniform(-40.0, 55.0), 0.0, 1.0
     elif kind == "part-solid":
-        hu_solid, hu_ggo, core = rng.uniform(-60.0, 40.0), rng.uniform(-650.0, -420.0), rng.uniform(0.3, 0.6)
+        hu_solid, hu_ggo, core = rng.uniform(-60.0, 40.0), rng.uniform(-650.0, -420.0), rng.uniform(0.35, 0.6)
     else:
         hu_solid, hu_ggo, core = 0.0, rng.uniform(-700.0, -380.0), 0.0
     calc_fraction = float(rng.uniform(0.35, 0.8)) if calcified else 0.0

@@ -1,13 +1,14 @@
 """Where nodules go: free in the parenchyma, against the pleura, or touching a vessel.
 
-* parenchyma — a point at least one radius + 3 mm below the pleura, clear of
+* parenchyma — a point at least one radius + 4 mm below the pleura, clear of
   vessels of radius ≥ 1.2 mm;
-* juxtapleural — centre 0.3–0.8 radii below the lung surface, so the nodule
-  abuts the chest wall, mediastinum or diaphragm (and is flattened there);
+* juxtapleural — centre 0.3–0.85 radii below the lung surface, so the nodule
+  abuts the chest wall or the diaphragm (and is flattened there);
 * juxtavascular — centre beside a 1–3.5 mm vessel at a distance of the vessel
   radius plus 0.3–0.8 nodule radii, so the vessel runs into the nodule.
 
-Nodules never overlap each other (5 mm apart at least).
+Nodules never overlap each other (5 mm apart at least), and their centres
+keep half a radius clear of every bronchus.
 """
 
 from __future__ import annotations
@@ -45,22 +46,23 @@ class NodulePlacer:
     Args:
         thorax: The anatomy.
         trees: The lung vessel trees.
+        airways: Outer surfaces of the airways (a nodule's centre keeps clear of them).
         rng: Random stream.
     """
 
-    def __init__(self, thorax: Thorax, trees: list[VesselTree], rng: np.random.Generator) -> None:
+    def __init__(self, thorax: Thorax, trees: list[VesselTree], airways: TubeSet, rng: np.random.Generator) -> None:
         self.thorax = thorax
         self.rng = rng
-        starts = np.concatenate([t.branch_start for t in trees])
-        ends = np.concatenate([t.branch_end for t in trees])
-        radius = np.concatenate([t.branch_radius for t in trees])
-        gen = np.concatenate([t.branch_generation for t in trees])
-        side = np.concatenate([np.full(t.branch_radius.size, t.side) for t in trees])
-        branches = TubeSet(starts, ends, radius, radius)
-        self.big = branches.select(radius >= 1.2)
+        # the drawn (bent) vessel segments, not the straight branches they bend from
+        tubes = TubeSet.concat([t.tubes for t in trees])
+        radius = np.minimum(tubes.r0, tubes.r1)
+        gen = np.concatenate([t.tube_generation for t in trees])
+        side = np.concatenate([np.full(len(t.tubes), t.side) for t in trees])
+        self.big = tubes.select(np.maximum(tubes.r0, tubes.r1) >= 1.2)
         host = (radius >= 1.0) & (radius <= 3.5) & (gen >= 2)
-        self.hosts = branches.select(host)
+        self.hosts = tubes.select(host)
         self.host_side = side[host]
+        self.airways = airways.select(np.maximum(airways.r0, airways.r1) >= 0.8)
         self.taken: list[tuple[np.ndarray, float]] = []
 
     def _clear(self, points: np.ndarray, radius: float, vessel_margin: float | None) -> np.ndarray:
@@ -70,6 +72,9 @@ class NodulePlacer:
         if vessel_margin is not None and len(self.big):
             d, rv = point_segment_distance(points, self.big)
             ok &= np.all(d - rv - radius > vessel_margin, axis=1)
+        if len(self.airways):
+            d, ra = point_segment_distance(points, self.airways)
+            ok &= np.all(d - ra > 0.5 * radius, axis=1)
         return ok
 
     def place(self, diameter: float, location: str) -> Placement:
@@ -101,13 +106,13 @@ class NodulePlacer:
         return best
 
     def _parenchymal(self, side: int, radius: float) -> Placement | None:
-        pts = sample_points(self.thorax, self.rng, side, 24, margin=min(radius + 3.0, 20.0))
+        pts = sample_points(self.thorax, self.rng, side, 24, margin=min(radius + 4.0, 20.0))
         ok = self._clear(pts, radius, 0.5)
         if not ok.any():
             return None
         pts = pts[ok]
-        depth = depth_below_pleura(self.thorax, pts, side, max_depth=radius + 4.0)
-        good = np.flatnonzero(depth >= radius + 3.0)
+        depth = depth_below_pleura(self.thorax, pts, side, max_depth=radius + 5.0)
+        good = np.flatnonzero(depth >= radius + 4.0)
         if good.size == 0:
             return None
         return Placement(pts[good[0]], side, "parenchyma")
@@ -115,7 +120,9 @@ class NodulePlacer:
     def _juxtapleural(self, side: int, radius: float) -> Placement | None:
         surface, inward = pleural_points(self.thorax, self.rng, side, 16)
         pts = surface + inward * (radius * self.rng.uniform(0.4, 0.8, size=(16, 1)))
-        ok = (side_of(self.thorax, pts) == side) & self._clear(pts, radius, 0.0)
+        beyond = surface - 3.0 * inward  # against the chest wall or diaphragm, not the mediastinum
+        costal = ~self.thorax.in_mediastinum(beyond[:, 0], beyond[:, 1], beyond[:, 2])
+        ok = costal & (side_of(self.thorax, pts) == side) & self._clear(pts, radius, 0.0)
         if not ok.any():
             return None
         pts = pts[ok]
@@ -130,7 +137,7 @@ class NodulePlacer:
             return None
         i = int(self.rng.integers(len(self.hosts)))
         a, b = self.hosts.p0[i], self.hosts.p1[i]
-        rv = float(self.hosts.r0[i])
+        rv = float(max(self.hosts.r0[i], self.hosts.r1[i]))
         axis = b - a
         q = a + self.rng.uniform(0.2, 0.8) * axis
         u = np.cross(axis, self.rng.normal(size=3))

@@ -123,7 +123,7 @@ def plan_series(seed: int, preset: str = "standard", **overrides: Any) -> Series
     bones = rib_tubes(thorax, stream(seed, "bones"))
     nodule_rng = stream(seed, "nodules")
     reader_rng = stream(seed, "readers")
-    placer = NodulePlacer(thorax, list(trees), nodule_rng)
+    placer = NodulePlacer(thorax, list(trees), airways.wall, nodule_rng)
     nodules = []
     for look, location in _looks(config, nodule_rng):
         place = placer.place(look.diameter_mm, location)
@@ -187,7 +187,8 @@ def render_plan(plan: SeriesPlan, progress: Progress | None = None) -> tuple[np.
     report(0.66, "nodules")
     for nodule in plan.nodules:
         idx, cover, value = render_body(nodule.body, frame)
-        blend(hu, labels, idx, cover, value, Tissue.NODULE, (Tissue.LUNG, Tissue.VESSEL), mode="max")
+        blend(hu, labels, idx, cover, value, Tissue.NODULE, (Tissue.LUNG, Tissue.VESSEL, Tissue.AIRWAY_WALL),
+              mode="max")
     for finding in plan.findings:
         idx, cover, value = render_body(finding.body, frame)
         blend(hu, labels, idx, cover, value, Tissue.FINDING, (Tissue.LUNG, Tissue.VESSEL), mode="max")

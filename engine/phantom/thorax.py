@@ -73,7 +73,7 @@ class Thorax:
         self.apex_z = {RIGHT: p.lung_height, LEFT: p.lung_height - p.apex_left_drop}
         a = self.cavity_half_width
         self._cap = {
-            side: (sign * 0.5 * a, p.med_y + 22.0, 0.62 * a, 1.25 * p.med_wy)
+            side: (sign * 0.5 * a, p.med_y + 10.0, 0.75 * a, 1.85 * p.med_wy)
             for side, sign in ((RIGHT, -1.0), (LEFT, 1.0))
         }
 
@@ -155,19 +155,25 @@ class Thorax:
 
     def knee_z(self, side: int) -> float:
         """Height above which lung ``side`` tapers to its apex."""
-        return self.apex_z[side] - 105.0
+        return self.apex_z[side] - 120.0
 
     # --- lungs ----------------------------------------------------------------
     def cap_ok(self, x: np.ndarray, y: np.ndarray, z: np.ndarray | float, side: int) -> np.ndarray:
-        """True below the apical cap of lung ``side`` (the lung tapers to its apex above a knee)."""
+        """True inside the apical cap of lung ``side``, and everywhere below its knee.
+
+        Above the knee the lung is cut by an ellipse that holds the whole lung
+        cross-section at the knee and whose semi-axes shrink as ``1 - u^1.5``
+        (``u`` from 0 at the knee to 1 at the apex), so the apex is narrow.
+        """
         cx, cy, ca, cb = self._cap[side]
         top = self.apex_z[side]
         knee = self.knee_z(side)
-        u = np.clip((np.asarray(z, dtype=np.float32) - knee) / (top - knee), 0.0, None)
-        room = 1.0 - u * u
+        z = np.asarray(z, dtype=np.float32)
+        u = np.clip((z - knee) / (top - knee), 0.0, None)
+        room = np.clip(1.0 - u**1.5, 0.0, None) ** 2
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
-        return ((x - cx) / ca) ** 2 + ((y - cy) / cb) ** 2 < room
+        return (((x - cx) / ca) ** 2 + ((y - cy) / cb) ** 2 < room) | (z <= knee)
 
     def lung_side(
         self,

@@ -120,7 +120,8 @@ def test_lungs_taper_towards_the_apex(small_series):
         span = top - bottom
         widest = area[bottom + span // 4 : bottom + 3 * span // 4].max()
         near_apex = area[top - max(1, span // 10)]
-        assert near_apex < 0.5 * widest
+        assert near_apex < 0.6 * widest
+        assert area[top] < 0.15 * widest
         # both lungs: lung voxels on both sides of the midline at mid height
         mid = lung[(top + bottom) // 2]
         cols = np.flatnonzero(mid.any(axis=0))
