@@ -189,8 +189,10 @@ class Detector:
         run.timings["total"] = time.perf_counter() - began
         if region.found:
             run.notes.insert(0, region.describe(ct.shape))
-        else:
+        elif self.config.lung_region:
             run.notes.insert(0, "no lung found by the air/lung test: every slice was segmented in full")
+        else:
+            run.notes.insert(0, "lung-region search off: every slice was segmented in full")
         return DetectionResult(
             series_uid=ct.series_uid,
             shape=ct.shape,

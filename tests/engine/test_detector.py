@@ -237,7 +237,7 @@ def test_lung_region_limits_the_segmentation():
     full = Detector(det.segmentation, det.classifier, det.malignancy, device="cpu",
                     config=DetectorConfig(lung_region=False)).detect(chest)
     assert full.segmented_slices == chest.shape[0]
-    assert "every slice" in full.messages[0]
+    assert full.messages[0] == "lung-region search off: every slice was segmented in full"
 
 
 def test_from_checkpoints_and_kind_errors(tmp_path, ct):
