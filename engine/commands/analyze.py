@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     detector = detector_from_args(args)
     bar = ProgressBar(label="detect ")
     try:
-        result = detector.detect(ct, progress=bar)
+        result = detector.detect(ct, progress=bar if sys.stderr.isatty() else _stage_only(bar))
     finally:
         bar.close()
     print(f"series {ct.series_uid}: {ct.shape[0]} slices of {ct.shape[1]}×{ct.shape[2]}, loaded in {load_seconds:.2f} s")
@@ -85,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {write_findings_json(result, args.json, source=str(ct.source_path), **options)}")
     print(NOT_FOR_CLINICAL_USE)
     return 0
+
+
+def _stage_only(bar):
+    """Progress that passes only the stage name (``"segmentation 40/300 slices"`` → ``"segmentation"``),
+    so that a log (stderr not a terminal) gets one line per stage."""
+    import re
+
+    counts = re.compile(r"\s+\d+/\d+\s+\w+$")
+    return lambda fraction, text: bar(fraction, counts.sub("", text))
 
 
 def format_findings(result, nodule_threshold: float = 0.5, malignancy_threshold: float = 0.5) -> str:
