@@ -92,7 +92,7 @@ def _loop(task: Any, config: Any, device: torch.device) -> Any:
     from training.stopping import StopRequest
 
     torch.manual_seed(0)
-    model = build_model(config.kind, task.model_args()).to(device)
+    model = build_model(config.kind, task.model_args()).to(device=device, memory_format=task.memory_format)
     optimizer = build_optimizer(config, list(model.parameters()))
     events = EventLog(config.run_name, None, enabled=False)
     paths = RunPaths(Path("."))
@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         device = resolve_device(args.device)
+        if device.type == "cpu":
+            torch.set_flush_denormal(True)  # as training does
         kinds = _KINDS if args.kind == "all" else (args.kind,)
         results = [measure(kind, args, device) for kind in kinds]
     except EngineError as exc:

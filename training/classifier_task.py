@@ -104,6 +104,8 @@ class ClassifierTask(Task):
         data: The cached crops and their table.
     """
 
+    channels_last_format = torch.channels_last_3d
+
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device, data: ClassificationData) -> None:
         super().__init__(config, context, device)
         self.kind = config.kind
@@ -175,7 +177,7 @@ class ClassifierTask(Task):
         x = classifier_input(batch.inputs)
         if training and self.config.augment.enabled:
             x = augment_volumes(x, self.config.augment, generator)
-        logits, probabilities = model(x)
+        logits, probabilities = model(x.contiguous(memory_format=self.memory_format))
         losses = F.cross_entropy(logits.float(), batch.labels, reduction="none")
         return StepOutput(losses=losses, predictions=probabilities[:, 1], labels=batch.labels)
 

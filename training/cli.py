@@ -27,6 +27,7 @@ _DIRECT = (
     "data", "epochs", "batch_size", "val_batch_size", "num_workers", "ratio", "epoch_size", "val_stride",
     "validation_cadence", "finetune", "finetune_depth", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
+    "channels_last",
 )
 
 
@@ -65,6 +66,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--threshold", type=float, help="probability called positive in the metrics (0.5)")
     add("--run-dir", help="the run folder itself (default: <user data>/runs/RUN_NAME)")
     add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR up to --epochs")
+    add("--no-channels-last", dest="channels_last", action="store_false", default=None,
+        help="keep the default (channels-first) memory layout instead of channels-last")
     add("--no-json", action="store_true", help="do not print JSON events on stdout (metrics.jsonl still gets them)")
 
 

@@ -56,6 +56,8 @@ class TrainConfig:
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
         cache_residency: ``auto``, ``device``, ``memory`` or ``disk``.
         threshold: Probability at or above which a sample/pixel is positive.
+        channels_last: Keep the model and its inputs in channels-last memory
+            layout (much faster convolutions on CPUs and on GPUs with AMP).
     """
 
     kind: str
@@ -86,6 +88,7 @@ class TrainConfig:
     cache_dir: str | None = None
     cache_residency: str = "auto"
     threshold: float = 0.5
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         problems = []

@@ -130,6 +130,8 @@ def run_training(
         precision = training_precision(device, config.precision)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        elif device.type == "cpu":
+            torch.set_flush_denormal(True)  # denormal floats are very slow on x86 CPUs
         task, facts = build_task(config, context, device, events)
         model, model_args, optimizer, state, extra = _model_and_state(task, config, paths, device, context, resume)
         extra.update(dataset_series=facts["dataset_series"], device=str(device), world_size=context.world_size)
@@ -241,7 +243,7 @@ def _model_and_state(
     extra.update(task.prepare_model(model, load_weights=checkpoint is None) or {})
     if checkpoint is not None:
         model.load_state_dict(checkpoint.model.state_dict(), strict=True)
-    model.to(device)
+    model.to(device=device, memory_format=task.memory_format)
     if context.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(config, [p for p in model.parameters() if p.requires_grad])

@@ -133,7 +133,7 @@ class SegmentationTask(Task):
                     self._augmentation = SegmentationAugmentation(self.config.augment, generator)
                 image, label = self._augmentation(image, label)
         label = label.bool()
-        prediction = model(image)
+        prediction = model(image.contiguous(memory_format=self.memory_format))
         losses = segmentation_loss(prediction.float(), label, self.config.fn_weight)
         return StepOutput(losses=losses, predictions=prediction, labels=label, inputs=None if training else image)
 

@@ -83,11 +83,18 @@ class Task(ABC):
     """
 
     kind: str = ""
+    #: Memory layout of the model and its inputs when ``config.channels_last`` is on.
+    channels_last_format: torch.memory_format = torch.channels_last
 
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
         self.config = config
         self.context = context
         self.device = device
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout the model and its inputs use in this run."""
+        return self.channels_last_format if self.config.channels_last else torch.contiguous_format
 
     # --- model ----------------------------------------------------------------
     @abstractmethod
