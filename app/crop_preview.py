@@ -63,7 +63,7 @@ class CropPreviewPanel(QWidget):
         box.addLayout(grid)
         box.addStretch(1)
         self._unsubscribe = [
-            state.subscribe(event, self.refresh) for event in ("volume", "selection", "window", "findings")
+            state.subscribe(event, self.refresh) for event in ("volume", "selection", "window", "findings", "cad")
         ]
         self.destroyed.connect(lambda *_: [off() for off in self._unsubscribe])
         self.refresh()
@@ -72,8 +72,9 @@ class CropPreviewPanel(QWidget):
         """Redraw the crops for the current selection (or clear them)."""
         ct, selected = self.state.volume, self.state.selected_id
         finding = None if selected is None else self.state.findings.by_id(selected)
-        if ct is None or finding is None:
-            self.title.setText("Select a finding to see it up close.")
+        if ct is None or finding is None or self.state.hide_cad:
+            hidden = self.state.hide_cad and finding is not None
+            self.title.setText("CAD marks hidden (H shows them)." if hidden else "Select a finding to see it up close.")
             for tile in self.tiles.values():
                 tile.clear()
             return

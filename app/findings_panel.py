@@ -176,6 +176,7 @@ class FindingsPanel(QWidget):
             state.subscribe("volume", self._on_volume),
             state.subscribe("findings", self._on_findings),
             state.subscribe("selection", self._on_selection),
+            state.subscribe("cad", self._on_findings),
         ]
         self.destroyed.connect(lambda *_: [off() for off in self._unsubscribe])
         self._on_volume()
@@ -249,7 +250,11 @@ class FindingsPanel(QWidget):
         self.model.set_findings(fs, self._axial)
         self._syncing = False
         result = self.state.result
-        if result is None:
+        hidden = self.state.hide_cad and result is not None
+        self.table.setVisible(not hidden)  # a first read without CAD shows no findings at all
+        if hidden:
+            self.counts.setText("CAD findings hidden for an unaided read — press H to show them.")
+        elif result is None:
             self.counts.setText("No detection yet." if self.state.volume is not None else "No series open.")
         else:
             accepted = sum(1 for f in fs.findings if f.mark == Mark.ACCEPTED)
@@ -260,7 +265,7 @@ class FindingsPanel(QWidget):
                 f"({fs.n_malignant} malignant) · {fs.n_near_misses} near miss{'es' if fs.n_near_misses != 1 else ''}"
                 f" · {fs.n_candidates} candidates{review}"
             )
-        has = bool(fs.findings)
+        has = bool(fs.findings) and not hidden
         for button in (self.prev_button, self.next_button):
             button.setEnabled(has)
         for button in self.export_buttons.values():
@@ -271,8 +276,9 @@ class FindingsPanel(QWidget):
 
     def _on_selection(self) -> None:
         selected = self.state.selected_id
-        self.accept_button.setEnabled(selected is not None)
-        self.reject_button.setEnabled(selected is not None)
+        usable = selected is not None and not self.state.hide_cad
+        self.accept_button.setEnabled(usable)
+        self.reject_button.setEnabled(usable)
         self._syncing = True
         try:
             row = self.row_of(selected) if selected is not None else -1

@@ -271,7 +271,7 @@ class MainWindow(QMainWindow):
         self.detector.busy_changed.connect(self._update_actions)
         self.detection_panel.detect_requested.connect(self.run_detect)
         self.findings_panel.export_requested.connect(self.export)
-        for event in ("volume", "result", "findings", "selection"):
+        for event in ("volume", "result", "findings", "selection", "cad"):
             self.state.subscribe(event, self._update_actions)
         self.state.subscribe("cad", lambda: self.actions_["hide_cad"].setChecked(self.state.hide_cad))
         self.state.subscribe("overlay", self._sync_overlay_action)
@@ -435,15 +435,15 @@ class MainWindow(QMainWindow):
         self.detector.detect()
 
     def _on_detected(self, result: Any) -> None:
-        fs = self.state.findings
         device = getattr(result, "device", "?")
         models = "demo models" if self.provider.demo else "models: " + ", ".join(
             str(v) for v in dict(getattr(result, "model_ids", {}) or {}).values()
         )
         self.model_label.setText(f"{models} · {device}")
         messages = "; ".join(getattr(result, "messages", ()) or ())
+        kind = "Re-grouping" if self.detector.last_kind == "regroup" else "Detection"
         self.statusBar().showMessage(
-            f"{fs.n_nodules} nodules, {fs.n_near_misses} near misses" + (f" — {messages}" if messages else ""), 8000
+            f"{kind} finished on {device} in {self.detector.elapsed():.1f} s" + (f" — {messages}" if messages else ""), 8000
         )
         ids = dict(getattr(result, "model_ids", {}) or {})
         if ids:
@@ -458,9 +458,12 @@ class MainWindow(QMainWindow):
         for name in ("export_csv", "export_json"):
             self.actions_[name].setEnabled(has_result)
         self.actions_["snapshot"].setEnabled(has_volume)
-        selected = self.state.selected_id is not None
+        reviewing = has_result and not self.state.hide_cad
+        selected = self.state.selected_id is not None and reviewing
         for name in ("accept", "reject", "clear_mark"):
             self.actions_[name].setEnabled(selected)
+        for name in ("next", "previous"):
+            self.actions_[name].setEnabled(reviewing and bool(self.state.findings.findings))
 
     # --- export ------------------------------------------------------------------------------
     def export(self, kind: str) -> Path | None:

@@ -172,8 +172,13 @@ def test_hide_cad_hides_all_marks(qtbot, detected) -> None:
         assert _markers(view) == [] and not view.overlay.isVisible()
         assert not any(label.isVisible() for label in view.labels)
     assert detected.detection_panel.hide_cad.isChecked()
+    assert not detected.findings_panel.table.isVisible() and "hidden" in detected.findings_panel.counts.text()
+    detected.state.select(1)  # a selection made before hiding shows no circle either
+    assert all(tile.pixmap().isNull() for tile in detected.crop_panel.tiles.values())
+    assert not detected.findings_panel.accept_button.isEnabled()
     detected.detection_panel.hide_cad.setChecked(False)
     assert len(_markers(axial)) == 1 and axial.overlay.isVisible()
+    assert detected.findings_panel.table.isVisible() and detected.findings_panel.counts.text().startswith("2 nodules")
 
 
 def test_overlay_mode_and_opacity(qtbot, detected) -> None:
