@@ -24,6 +24,12 @@ import numpy as np
 from app.planes import PlaneLayout
 
 
+#: Gap between a finding's edge and its circle, in mm (at least; 30 % of the radius for large ones).
+MARKER_MARGIN_MM = 2.5
+#: Smallest circle drawn, radius in mm.
+MIN_MARKER_RADIUS_MM = 4.0
+
+
 class CandidateLike(Protocol):
     """What the viewer reads from an ``engine.detection.Candidate``."""
 
@@ -211,13 +217,14 @@ def marker_radius_mm(nodule_radius_mm: np.ndarray | float, distance_mm: np.ndarr
             slice normal, in mm.
 
     Returns:
-        Circle radius in mm (float64, broadcast shape), at least 3 mm.
+        Circle radius in mm (float64, broadcast shape), at least
+        :data:`MIN_MARKER_RADIUS_MM` so small findings stay visible zoomed out.
     """
     r = np.asarray(nodule_radius_mm, dtype=np.float64)
     d = np.asarray(distance_mm, dtype=np.float64)
     section = np.sqrt(np.maximum(r * r - d * d, 0.0))
     section = np.maximum(section, 0.6 * r)
-    return np.maximum(section + np.maximum(2.0, 0.3 * r), 3.0)
+    return np.maximum(section + np.maximum(MARKER_MARGIN_MM, 0.3 * r), MIN_MARKER_RADIUS_MM)
 
 
 @dataclass(frozen=True)

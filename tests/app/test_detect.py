@@ -73,7 +73,7 @@ def test_markers_on_every_slice_a_candidate_spans(qtbot, detected) -> None:
     axial.go_to_slice(12)
     assert axial.markers.data["pen"][0].style() == Qt.PenStyle.SolidLine
     # the circle is sized in mm: diameter 10 mm plus the margin on both sides
-    assert axial.markers.data["size"][0] == pytest.approx(2 * (5.0 + 2.0))
+    assert axial.markers.data["size"][0] == pytest.approx(2 * (5.0 + 2.5))
     assert axial.overlay.isVisible() and axial.overlay.image.dtype == np.uint8
 
 

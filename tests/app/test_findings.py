@@ -61,10 +61,11 @@ def test_slice_span_uses_the_box_or_the_diameter(ct) -> None:
 
 
 def test_marker_radius_is_a_sphere_section_with_margin() -> None:
-    assert_allclose(marker_radius_mm(5.0, 0.0), 7.0)  # 5 mm + 2 mm margin
-    assert_allclose(marker_radius_mm(5.0, 4.0), 3.0 + 2.0)
-    assert_allclose(marker_radius_mm(5.0, 10.0), 0.6 * 5 + 2.0)  # floor at 60 %
-    assert_allclose(marker_radius_mm(0.5, 0.0), 3.0)  # never tiny
+    assert_allclose(marker_radius_mm(5.0, 0.0), 7.5)  # 5 mm + 2.5 mm margin
+    assert_allclose(marker_radius_mm(5.0, 4.0), 3.0 + 2.5)  # a sphere's section 4 mm off centre
+    assert_allclose(marker_radius_mm(5.0, 10.0), 0.6 * 5 + 2.5)  # floor at 60 %
+    assert_allclose(marker_radius_mm(20.0, 0.0), 20.0 + 6.0)  # margin 30 % of large radii
+    assert_allclose(marker_radius_mm(0.5, 0.0), 4.0)  # never tiny
     assert marker_radius_mm(np.array([2.0, 8.0]), np.array([0.0, 0.0])).shape == (2,)
 
 
