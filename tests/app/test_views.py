@@ -165,3 +165,15 @@ def test_readout_clears_when_the_mouse_leaves(qtbot, loaded) -> None:
     qtbot.waitUntil(lambda: loaded.readout_label.text() != "", timeout=3000)
     axial.mouse_left()
     assert loaded.readout_label.text() == ""
+
+
+def test_crosshair_can_be_hidden(qtbot, loaded) -> None:
+    loaded.actions_["crosshair"].trigger()
+    assert not any(v.cross_h.isVisible() or v.cross_v.isVisible() for v in loaded.views.values())
+    loaded.actions_["crosshair"].trigger()
+    assert all(v.cross_h.isVisible() and v.cross_v.isVisible() for v in loaded.views.values())
+    # the crosshair leaves a gap around its centre so it never covers what it points at
+    axial = loaded.views[Plane.AXIAL]
+    xs = axial.cross_h.getData()[0]
+    u, _ = axial.layout_.to_screen(np.array(loaded.state.crosshair, dtype=float))
+    assert xs[1] < u < xs[2] and xs[2] - xs[1] == pytest.approx(20.0)
