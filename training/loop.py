@@ -228,7 +228,7 @@ class TrainingLoop:
         tracker = self.task.new_tracker(training=False)
         generator = self._generator(epoch)
         samples = self.task.val_size()
-        total_batches = math.ceil(samples / self.config.val_batch_size)
+        total_batches = self.task.val_batch_count()
         done, started = 0, time.perf_counter()
         with torch.inference_mode():
             for number, batch in enumerate(self.task.val_batches(), start=1):

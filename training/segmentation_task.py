@@ -7,6 +7,7 @@ random affine warp for image and label. Validation runs whole slices.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -114,6 +115,11 @@ class SegmentationTask(Task):
 
     def val_size(self) -> int:
         return len(self._validation())
+
+    def val_batch_count(self) -> int:
+        samples = self._validation()
+        per_series = np.unique(samples[:, 0], return_counts=True)[1] if len(samples) else np.zeros(0, int)
+        return int(sum(math.ceil(n / self.config.val_batch_size) for n in per_series))
 
     def val_batches(self) -> Iterator[Batch]:
         for image, label in self.data.validation_batches(self._validation(), self.config.val_batch_size):

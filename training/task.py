@@ -9,6 +9,7 @@ the host per batch and turns them into metrics at the end.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -137,6 +138,10 @@ class Task(ABC):
     @abstractmethod
     def val_size(self) -> int:
         """Validation samples of this rank."""
+
+    def val_batch_count(self) -> int:
+        """Validation batches of this rank (for progress reports)."""
+        return math.ceil(self.val_size() / self.config.val_batch_size)
 
     def train_batches(self, epoch: int) -> tuple[int, Iterator[Batch]]:
         """This rank's training batches of one epoch.

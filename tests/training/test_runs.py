@@ -76,6 +76,9 @@ def test_segmentation_run_learns_and_logs_overlays(tiny_dataset, tmp_path: Path)
     assert [e["epoch"] for e in val_epochs] == [1, 3]  # epoch 1, every 5th, and the last
     assert train_epochs[-1]["metrics"]["loss"] < train_epochs[0]["metrics"]["loss"]
     assert {"dice", "recall", "tp_pct", "fn_pct", "fp_pct"} <= set(val_epochs[-1]["metrics"])
+    val_progress = [e for e in events if e["event"] == "progress" and e["phase"] == "val"]
+    assert all(e["batch"] <= e["batches"] for e in val_progress)
+    assert val_progress[-1]["batch"] == val_progress[-1]["batches"] and val_progress[-1]["fraction"] == 1.0
     best = load_checkpoint(run_dir / "checkpoints/best.pt", expected_kind="segmentation")
     assert best.metadata["best_metric"] == "recall"
     assert best.model(torch.zeros(1, 7, 40, 56)).shape == (1, 1, 40, 56)
