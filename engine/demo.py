@@ -27,9 +27,10 @@ from engine.phantom.dataset import write_seeds
 from engine.phantom.series import PHANTOM_VERSION, plan_series, series_uid, truth_of
 from engine.phantom.truth import PhantomTruth
 
-#: Seed of the demo series: 5 nodules (a malignant spiculated 15 mm juxtapleural
-#: one, a malignant part-solid one touching a vessel, solid ones, a ground-glass one).
-DEMO_SEED = 95
+#: Seed of the demo series (512×512×288, 1.25 mm slices): a malignant spiculated
+#: 12 mm nodule, a benign round 9 mm one and a 17 mm ground-glass nodule touching
+#: a vessel. ``tests/engine/test_demo.py`` checks this variety.
+DEMO_SEED = 495
 #: Preset of the demo series.
 DEMO_PRESET = "standard"
 _STAMP = "demo.json"

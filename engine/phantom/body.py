@@ -112,7 +112,7 @@ class ChestWall:
         """Extra wall thickness (mm): the thoracic cage is a cone, narrowing towards the neck."""
         z = np.asarray(z, dtype=np.float32)
         h = self.p.lung_height
-        cone = 11.0 * np.clip(z / h, 0.0, 1.3) ** 1.5
+        cone = 18.0 * np.clip(z / h, 0.0, 1.3) ** 1.5
         top = np.clip((z - (h - 85.0)) / 85.0, 0.0, 1.4)
         return cone + 24.0 * top**2
 

@@ -155,22 +155,22 @@ class Thorax:
 
     def knee_z(self, side: int) -> float:
         """Height above which lung ``side`` tapers to its apex."""
-        return self.apex_z[side] - 120.0
+        return self.apex_z[side] - 140.0
 
     # --- lungs ----------------------------------------------------------------
     def cap_ok(self, x: np.ndarray, y: np.ndarray, z: np.ndarray | float, side: int) -> np.ndarray:
         """True inside the apical cap of lung ``side``, and everywhere below its knee.
 
         Above the knee the lung is cut by an ellipse that holds the whole lung
-        cross-section at the knee and whose semi-axes shrink as ``1 - u^1.5``
-        (``u`` from 0 at the knee to 1 at the apex), so the apex is narrow.
+        cross-section at the knee and whose semi-axes shrink as ``(1 - u^1.8)^0.7``
+        (``u`` from 0 at the knee to 1 at the apex): narrow, with a rounded top.
         """
         cx, cy, ca, cb = self._cap[side]
         top = self.apex_z[side]
         knee = self.knee_z(side)
         z = np.asarray(z, dtype=np.float32)
         u = np.clip((z - knee) / (top - knee), 0.0, None)
-        room = np.clip(1.0 - u**1.5, 0.0, None) ** 2
+        room = np.clip(1.0 - u**1.8, 0.0, None) ** 1.4
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
         return (((x - cx) / ca) ** 2 + ((y - cy) / cb) ** 2 < room) | (z <= knee)
