@@ -88,9 +88,13 @@ def demo_dataset_dir(progress: Progress | None = None) -> Path:
             stamp = {"version": PHANTOM_VERSION, "seed": DEMO_SEED, "preset": DEMO_PRESET,
                      "series_uid": uid, "mhd": f"subset0/{uid}.mhd"}
             (build / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
-            if folder.exists():
-                shutil.rmtree(folder)  # an incomplete or stale demo
-            os.replace(build, folder)
+            if _complete(folder) is None:  # another process may have finished first
+                if folder.exists():
+                    shutil.rmtree(folder)  # an incomplete or stale demo
+                os.replace(build, folder)
+            for old in folder.parent.glob("luna-v*-seed*"):
+                if old != folder and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)  # demos of older generator versions or seeds
         except OSError as exc:
             raise DatasetError(f"cannot write the demo series ({exc.strerror or exc})", folder.parent) from None
         finally:

@@ -44,6 +44,14 @@ def test_generated_once_then_reused(small_demo, monkeypatch: pytest.MonkeyPatch)
     assert len(index.annotations) == len(small_demo.demo_truth().nodules)
 
 
+def test_older_demos_are_removed(small_demo):
+    stale = demo._folder().parent / "luna-v0-seed1"
+    (stale / "subset0").mkdir(parents=True)
+    (stale / "subset0" / "old.raw").write_bytes(b"\0" * 100)
+    path = small_demo.demo_series_path()
+    assert path.is_file() and not stale.exists()
+
+
 def test_a_truncated_demo_is_regenerated(small_demo):
     path = small_demo.demo_series_path()
     raw = path.with_suffix(".raw")
