@@ -39,7 +39,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, help="training samples per step and process (32; segmentation 16)")
     add("--val-batch-size", type=int, help="validation samples per forward pass (64; segmentation 8 slices)")
     add("--num-workers", type=int, help="processes reading the crop cache from host memory/disk and filling it (0)")
-    add("--ratio", type=int, help="negatives per positive in balanced sampling; 0 = natural order (1)")
+    add("--ratio", type=int, help="negatives per positive in balanced sampling; 0 = natural order (1); segmentation: "
+        "crops around non-nodule candidates per nodule crop (0)")
     add("--epoch-size", type=int, help="training samples per epoch (classifier 200000, malignancy 50000, segmentation 300000)")
     add("--val-stride", type=int, help="every Nth series (sorted uids) is validation (10)")
     add("--validation-cadence", type=int, help="validate at epoch 1 and every N epochs (5; 1 when fine-tuning)")

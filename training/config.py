@@ -34,7 +34,9 @@ class TrainConfig:
         val_batch_size: Validation samples per forward pass.
         num_workers: Processes reading the cache when it stays on disk, and
             building missing cache shards.
-        ratio: Negatives per positive (0 = natural, unbalanced order).
+        ratio: Negatives per positive (0 = natural, unbalanced order); for
+            segmentation, candidate-centred crops per nodule crop (0 = the
+            book's nodule crops only).
         epoch_size: Training samples per epoch (all processes together).
         val_stride: Every ``val_stride``-th series (sorted uids) is validation.
         validation_cadence: Validate at epoch 1 and every this many epochs.

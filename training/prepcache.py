@@ -6,9 +6,11 @@ Two shard kinds, one per series:
   [-1000, 1000]) in the index's candidate order; used by the nodule classifier
   and the malignancy model.
 * ``segmentation`` — a ``(7, 96, 96)`` context crop around every annotated
-  nodule with the centre slice of its ground-truth mask, and every slice that
-  holds mask voxels with the context slices it needs (validation uses them as
-  whole slices).
+  nodule with the centre slice of its ground-truth mask; the same around up to
+  ``negative_crops`` non-nodule candidates of ``candidates.csv`` (hard
+  negatives: vessels, pleura, airway walls; used with ``--ratio``); and every
+  slice that holds mask voxels with the context slices it needs (validation
+  uses them as whole slices).
 
 Each series' CT is loaded once for all missing shards; with ``num_workers > 0``
 series are processed in parallel worker processes that write their shards
@@ -39,6 +41,7 @@ SEGMENTATION_PARAMS: dict[str, Any] = {
     "mask_threshold_hu": -700.0,
     "mask_start_radius": 2,
     "hu_clip": [-1000, 1000],
+    "negative_crops": 32,
 }
 PARAMS = {CLASSIFIER: CLASSIFIER_PARAMS, SEGMENTATION: SEGMENTATION_PARAMS}
 
@@ -51,8 +54,10 @@ class ShardRequest:
         kind: ``"classifier"`` or ``"segmentation"``.
         uid: Series uid.
         mhd_path: The series file.
-        centers_xyz: ``(N, 3)`` float64 sample centres, LPS mm (candidates or nodules).
+        centers_xyz: ``(N, 3)`` float64 sample centres, LPS mm (candidates, or
+            nodules followed by negative candidates).
         key: The shard key (see :func:`training.cache.shard_key`).
+        n_nodules: Segmentation: how many leading centres are annotated nodules.
     """
 
     kind: str
@@ -60,21 +65,38 @@ class ShardRequest:
     mhd_path: Path
     centers_xyz: np.ndarray
     key: str
+    n_nodules: int = 0
 
 
-def series_centers(index: Any, kind: str, uid: str) -> np.ndarray:
-    """Sample centres of one series for a shard kind, ``(N, 3)`` float64 LPS mm.
+def negative_positions(count: int, wanted: int) -> np.ndarray:
+    """Evenly spaced positions of ``min(count, wanted)`` items among ``count`` (deterministic)."""
+    if count <= wanted:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, wanted).round().astype(np.int64))
 
-    Classifier shards follow ``index.candidates`` order; segmentation shards
-    ``index.annotations_for(uid)`` order.
+
+def series_centers(index: Any, kind: str, uid: str) -> tuple[np.ndarray, int]:
+    """Sample centres of one series for a shard kind.
+
+    Classifier shards follow ``index.candidates`` order. Segmentation shards
+    hold the series' annotated nodules (``index.annotations_for(uid)`` order),
+    then up to ``negative_crops`` of its non-nodule candidates, evenly spread
+    over their list.
+
+    Returns:
+        ``(centres (N, 3) float64 LPS mm, number of leading nodule centres)``.
     """
     if kind == CLASSIFIER:
         points = [c.center_xyz for c in index.candidates_in([uid])]
+        n_nodules = 0
     elif kind == SEGMENTATION:
         points = [a.center_xyz for a in index.annotations_for(uid)]
+        n_nodules = len(points)
+        negatives = [c.center_xyz for c in index.candidates_in([uid]) if not c.is_nodule]
+        points += [negatives[i] for i in negative_positions(len(negatives), SEGMENTATION_PARAMS["negative_crops"])]
     else:
         raise ValueError(f"unknown cache kind {kind!r}; use one of {', '.join(CACHE_KINDS)}")
-    return np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.asarray(points, dtype=np.float64).reshape(-1, 3), n_nodules
 
 
 def plan_shards(index: Any, kind: str, uids: Iterable[str]) -> list[ShardRequest]:
@@ -87,9 +109,10 @@ def plan_shards(index: Any, kind: str, uids: Iterable[str]) -> list[ShardRequest
     """
     requests = []
     for uid in uids:
-        centers = series_centers(index, kind, uid)
+        centers, n_nodules = series_centers(index, kind, uid)
         path = index.path_for(uid)
-        requests.append(ShardRequest(kind, uid, path, centers, shard_key(kind, PARAMS[kind], path, centers)))
+        key = shard_key(kind, {**PARAMS[kind], "n_nodules": n_nodules}, path, centers)
+        requests.append(ShardRequest(kind, uid, path, centers, key, n_nodules))
     return requests
 
 
@@ -110,15 +133,16 @@ def _label_crops(mask: np.ndarray, centers_irc: np.ndarray, shape: tuple[int, in
     return gather_crops(source, centers_irc, shape)[:, shape[0] // 2] > 0
 
 
-def _segmentation_arrays(hu: np.ndarray, centers_irc: np.ndarray) -> dict[str, np.ndarray]:
+def _segmentation_arrays(hu: np.ndarray, centers_irc: np.ndarray, n_nodules: int) -> dict[str, np.ndarray]:
     from engine.crops import context_indices, gather_crops
     from engine.masks import mask_slice_indices, nodule_mask
 
     p = SEGMENTATION_PARAMS
     shape = tuple(p["crop_shape"])
     inside = np.all((centers_irc >= 0) & (centers_irc < np.asarray(hu.shape)), axis=1)
-    centers = centers_irc[inside]
-    mask = nodule_mask(hu, centers, p["mask_threshold_hu"], p["mask_start_radius"])
+    is_nodule = np.arange(len(centers_irc)) < n_nodules
+    centers, is_nodule = centers_irc[inside], is_nodule[inside]
+    mask = nodule_mask(hu, centers[is_nodule], p["mask_threshold_hu"], p["mask_start_radius"])
     if len(centers):
         crops = np.clip(gather_crops(hu, centers, shape), -1000, 1000).astype(np.int16)
         labels = _label_crops(mask, centers, shape)
@@ -130,6 +154,7 @@ def _segmentation_arrays(hu: np.ndarray, centers_irc: np.ndarray) -> dict[str, n
     return {
         "crops": crops,
         "labels": labels,
+        "is_nodule": is_nodule,
         "center_irc": centers.astype(np.int64),
         "mask_index": mask_index,
         "mask_slices": mask[mask_index],
@@ -160,7 +185,7 @@ def build_series_shards(cache_root: Path, requests: list[ShardRequest]) -> list[
         if request.kind == CLASSIFIER:
             arrays = _classifier_arrays(hu, centers_irc)
         else:
-            arrays = _segmentation_arrays(hu, centers_irc)
+            arrays = _segmentation_arrays(hu, centers_irc, request.n_nodules)
         meta = {
             "uid": request.uid,
             "kind": request.kind,
@@ -170,6 +195,8 @@ def build_series_shards(cache_root: Path, requests: list[ShardRequest]) -> list[
             "params": PARAMS[request.kind],
         }
         if request.kind == SEGMENTATION:
+            meta["nodule_crops"] = int(arrays["is_nodule"].sum())
+            meta["negative_crops"] = int((~arrays["is_nodule"]).sum())
             meta["mask_slices"] = int(len(arrays["mask_index"]))
             meta["mask_voxels"] = int(arrays["mask_slices"].sum())
         cache.store(request.kind, request.uid, request.key, arrays, meta)

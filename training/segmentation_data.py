@@ -3,7 +3,11 @@
 Training samples are ``(7, 96, 96)`` context crops centred on the annotated
 nodules of the training series, with the centre slice of the ground-truth
 mask as label; the random ``64 × 64`` window and the augmentation are cut on
-the training device (:mod:`training.augmentation`). Validation samples are the
+the training device (:mod:`training.augmentation`). With ``ratio > 0`` that
+many crops centred on non-nodule candidates (vessels, pleura, airway walls —
+the tissue a nodule-centred crop rarely shows) are interleaved per nodule
+crop, as the classifier's balanced sampling does; ``ratio = 0`` is the
+book's recipe (nodule crops only). Validation samples are the
 whole slices of the validation series that hold mask voxels, with their seven
 context channels (edge slices repeated).
 """
@@ -67,12 +71,17 @@ class SegmentationData:
     Use :meth:`build`. Attributes:
         crops: :class:`RowStore` of ``(7, 96, 96)`` int16 HU training crops.
         labels: :class:`RowStore` of ``(96, 96)`` bool centre-slice masks.
+        is_nodule: ``(len(crops),)`` bool, True for nodule-centred crops (the
+            others are centred on non-nodule candidates).
         validation: One :class:`ValidationSeries` per validation series with mask.
     """
 
-    def __init__(self, crops: RowStore, labels: RowStore, validation: list[ValidationSeries]) -> None:
+    def __init__(
+        self, crops: RowStore, labels: RowStore, validation: list[ValidationSeries], is_nodule: np.ndarray | None = None
+    ) -> None:
         self.crops = crops
         self.labels = labels
+        self.is_nodule = np.ones(len(crops), bool) if is_nodule is None else np.asarray(is_nodule, bool)
         self.validation = validation
         self.context = int(SEGMENTATION_PARAMS["context"])
 
@@ -100,13 +109,14 @@ class SegmentationData:
         val_requests = plan_shards(index, SEGMENTATION, sorted(val_uids))
         if fill:
             fill_cache(cache, train_requests + val_requests, num_workers, progress)
-        crops, labels = [], []
+        crops, labels, flags = [], [], []
         for request in train_requests:
             arrays, _ = cache.load(SEGMENTATION, request.uid, request.key)
             if len(arrays["crops"]):
                 crops.append(arrays["crops"])
                 labels.append(arrays["labels"])
-        if not crops:
+                flags.append(np.asarray(arrays["is_nodule"]))
+        if not flags or not np.concatenate(flags).any():
             raise DatasetError("the training series hold no annotated nodule to train segmentation on", index.root)
         validation = []
         for request in val_requests:
@@ -124,13 +134,29 @@ class SegmentationData:
                 )
         nbytes = sum(int(c.nbytes) + int(lab.nbytes) for c, lab in zip(crops, labels))
         where = choose_residency(nbytes, device, residency)
-        return cls(RowStore(crops, where, device), RowStore(labels, where, device), validation)
+        return cls(RowStore(crops, where, device), RowStore(labels, where, device), validation, np.concatenate(flags))
 
-    def train_epoch(self, epoch: int, seed: int, length: int) -> np.ndarray:
-        """Training crop rows of one epoch: all nodules, shuffled, repeated to ``length``."""
-        rows = np.arange(len(self.crops))
-        order, _ = sampling.natural_epoch(rows, np.zeros_like(rows), length, sampling.epoch_rng(seed, epoch))
-        return order
+    def train_epoch(self, epoch: int, seed: int, length: int, ratio: int = 0) -> np.ndarray:
+        """Training crop rows of one epoch.
+
+        Args:
+            epoch: 1-based epoch (with ``seed``, fixes the shuffle).
+            seed: The run's seed.
+            length: Samples in the epoch.
+            ratio: Candidate-centred crops per nodule crop (balanced
+                interleave); 0 = nodule crops only, shuffled and repeated.
+
+        Raises:
+            DatasetError: ``ratio > 0`` but the cache holds no candidate crops
+                (the dataset has no ``candidates.csv``).
+        """
+        rng = sampling.epoch_rng(seed, epoch)
+        nodules, negatives = np.flatnonzero(self.is_nodule), np.flatnonzero(~self.is_nodule)
+        if ratio == 0:
+            return sampling.natural_epoch(nodules, np.ones_like(nodules), length, rng)[0]
+        if len(negatives) == 0:
+            raise DatasetError("--ratio > 0 needs non-nodule candidates (candidates.csv) for segmentation")
+        return sampling.balanced_epoch(nodules, negatives, ratio, length, rng)[0]
 
     def validation_samples(self) -> np.ndarray:
         """Every validation slice as ``(series position, mask-slice position)`` rows, ``(V, 2)`` int64."""

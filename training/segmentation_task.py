@@ -92,7 +92,7 @@ class SegmentationTask(Task):
 
     # --- data -----------------------------------------------------------------
     def train_samples(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.data.train_epoch(epoch, self.config.seed, self.config.epoch_size)
+        rows = self.data.train_epoch(epoch, self.config.seed, self.config.epoch_size, self.config.ratio)
         return rows, rows
 
     def read_numpy(self, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,7 +82,7 @@ def test_disk_and_memory_stores_give_the_same_batches(index: LunaIndex, tmp_path
 def test_segmentation_crops_and_labels_come_from_the_ground_truth_mask(index: LunaIndex, tmp_path: Path, tiny_dataset) -> None:
     split = index.split(val_stride=3)
     data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
-    assert len(data.crops) == sum(len(tiny_dataset.nodules[u]) for u in split.train)
+    assert data.is_nodule.sum() == sum(len(tiny_dataset.nodules[u]) for u in split.train)
     uid = split.train[0]
     ct = load_ct(index.path_for(uid))
     centres = xyz_to_irc(ct.geometry, np.array([a.center_xyz for a in index.annotations_for(uid)]))
@@ -119,3 +119,29 @@ def test_overlapping_splits_are_refused(index: LunaIndex, tmp_path: Path) -> Non
     uids = index.series_uids
     with pytest.raises(ValueError, match="overlap"):
         ClassificationData.build(index, uids[:3], uids[2:], ShardCache(tmp_path / "c"), CPU)
+
+
+def test_segmentation_negative_crops_are_centred_on_non_nodule_candidates(index: LunaIndex, tmp_path: Path) -> None:
+    split = index.split(val_stride=3)
+    data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
+    negatives = np.flatnonzero(~data.is_nodule)
+    expected = sum(min(32, sum(not c.is_nodule for c in index.candidates_in([u]))) for u in split.train)
+    assert len(negatives) == expected
+    nodule_pixels = data.labels.gather(np.flatnonzero(data.is_nodule)).sum(dim=(1, 2))
+    negative_pixels = data.labels.gather(negatives).sum(dim=(1, 2))
+    assert (nodule_pixels > 0).all() and (negative_pixels == 0).float().mean() > 0.8
+    rows = data.train_epoch(1, seed=0, length=30, ratio=2)
+    assert data.is_nodule[rows].tolist() == [True, False, False] * 10
+    assert data.is_nodule[data.train_epoch(1, seed=0, length=30, ratio=0)].all()
+
+
+def test_segmentation_without_candidates_trains_on_nodules_only(tiny_dataset, tmp_path: Path) -> None:
+    from engine.errors import DatasetError
+
+    (tiny_dataset.root / "candidates.csv").unlink()
+    index = LunaIndex.open(tiny_dataset.root)
+    split = index.split(val_stride=3)
+    data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
+    assert data.is_nodule.all()
+    with pytest.raises(DatasetError, match="candidates"):
+        data.train_epoch(1, seed=0, length=8, ratio=1)
