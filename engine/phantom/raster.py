@@ -157,7 +157,7 @@ def _cavity(lab, win, cavity, grid, dome, z, thorax, neck_z) -> None:
     hx, hy, hz = thorax.heart_xyz
     ax, ay, az = thorax.p.heart_axes
     if abs(z - hz) < az:
-        hwin = grid.window(hx, hy, ax, ay)
+        hwin = grid.window(hx - 0.4 * ax, hy + 0.3 * ay, 1.3 * ax, 1.35 * ay)
         if hwin is not None:
             heart = thorax.heart_q(grid.x[hwin], grid.y[hwin], z) < 1.0
             lab_h = lab[hwin]

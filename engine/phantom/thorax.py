@@ -43,7 +43,7 @@ class Thorax:
         carina: ``(x, y, z)`` of the tracheal bifurcation.
         hilum: ``{RIGHT: xyz, LEFT: xyz}`` where the pulmonary arteries enter each lung.
         vein_hilum: ``{RIGHT: xyz, LEFT: xyz}`` where the pulmonary veins leave each lung.
-        heart_xyz: centre of the heart.
+        heart_xyz: centre of the heart's ventricles (see :meth:`heart_parts`).
         apex_z: ``{RIGHT: z, LEFT: z}`` top of each lung.
     """
 
@@ -129,16 +129,26 @@ class Thorax:
         )
         return core | band | spine | (self.heart_q(x, y, z, margin=6.0) < 1.0)
 
-    def heart_q(self, x: np.ndarray, y: np.ndarray, z: np.ndarray | float, margin: float = 0.0) -> np.ndarray:
-        """Quadratic form of the heart ellipsoid grown by ``margin`` mm (< 1 inside)."""
+    def heart_parts(self) -> list[tuple[tuple[float, float, float], tuple[float, float, float]]]:
+        """Centres and semi-axes (mm) of the heart's ellipsoids: ventricles, right atrium, left atrium."""
         hx, hy, hz = self.heart_xyz
         ax, ay, az = self.p.heart_axes
+        return [
+            ((hx, hy, hz), (ax, ay, az)),
+            ((hx - 0.75 * ax, hy + 0.25 * ay, hz + 0.25 * az), (0.42 * ax, 0.55 * ay, 0.55 * az)),
+            ((hx - 0.35 * ax, hy + 0.8 * ay, hz + 0.45 * az), (0.45 * ax, 0.45 * ay, 0.4 * az)),
+        ]
+
+    def heart_q(self, x: np.ndarray, y: np.ndarray, z: np.ndarray | float, margin: float = 0.0) -> np.ndarray:
+        """Quadratic form of the heart (union of its ellipsoids) grown by ``margin`` mm (< 1 inside)."""
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float32)
         z = np.asarray(z, dtype=np.float32)
-        return (
-            ((np.asarray(x, dtype=np.float32) - hx) / (ax + margin)) ** 2
-            + ((np.asarray(y, dtype=np.float32) - hy) / (ay + margin)) ** 2
-            + ((z - hz) / (az + margin)) ** 2
-        )
+        q = None
+        for (cx, cy, cz), (ax, ay, az) in self.heart_parts():
+            part = ((x - cx) / (ax + margin)) ** 2 + ((y - cy) / (ay + margin)) ** 2 + ((z - cz) / (az + margin)) ** 2
+            q = part if q is None else np.minimum(q, part)
+        return q
 
     def mediastinum_reach(self, z: float) -> tuple[float, float]:
         """``(x_low, x_high)`` bounds (mm) of everything :meth:`in_mediastinum` can hold at height ``z``."""
@@ -149,7 +159,7 @@ class Thorax:
         hx, _, hz = self.heart_xyz
         ax, _, az = p.heart_axes
         if abs(z - hz) < az + 6.0:
-            low = max(low, -(hx - ax - 6.0))
+            low = max(low, -(hx - 1.2 * ax - 6.0))
             high = max(high, hx + ax + 6.0)
         return -low - 1.0, high + 1.0
 

@@ -89,7 +89,7 @@ def test_locations(fine_series):
         blob = _component_at(labels, nodule.center_irc, Tissue.NODULE)
         if nodule.shape == "spiculated":
             blob = ndimage.binary_opening(blob)  # spicules may reach the pleura
-        touches_vessel = bool((ndimage.binary_dilation(blob) & (labels == Tissue.VESSEL)).any())
+        touches_vessel = bool((ndimage.binary_dilation(blob, iterations=2) & (labels == Tissue.VESSEL)).any())
         if nodule.location == "juxtapleural":
             assert (ndimage.binary_dilation(blob, iterations=2) & wall).any()
         elif nodule.location == "juxtavascular":
