@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 DESCRIPTION = "generate synthetic chest CT phantoms as a LUNA16-format dataset (subset*/<uid>.mhd + CSVs)"
 
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.phantom.dataset import write_dataset
 
     if args.series < 1:
-        print("error: --series must be at least 1")
+        print("error: --series must be at least 1", file=sys.stderr)
         return 2
     bar = ProgressBar("demo-data ")
     try:
