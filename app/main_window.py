@@ -33,11 +33,14 @@ from app.detection_panel import DetectionPanel
 from app.dialogs import SeriesChooserDialog, show_about, show_shortcuts
 from app.findings import Mark
 from app.findings_panel import FindingsPanel
+from app.model_choice import ModelChoice
+from app.models_menu import ModelsMenu
 from app.planes import Plane
 from app.readout import readout_at
 from app.settings import AppSettings
 from app.slice_view import SliceView
 from app.state import OverlayMode, ViewerState
+from app.training_panel import TrainingPanel
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
 from engine.ct import VOLUME_SUFFIXES
@@ -45,6 +48,8 @@ from engine.ct import VOLUME_SUFFIXES
 #: File ▸ Open's filter.
 OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"
 APP_TITLE = "LungCAD"
+#: Height of the Training dock when it is first shown at the bottom, px.
+TRAINING_DOCK_HEIGHT = 360
 
 
 class MainWindow(QMainWindow):
@@ -73,6 +78,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.presets = presets if presets is not None else load_presets()
         self.pool = ThreadPool(self)
+        #: The Models menu decides Detect's models unless the caller gave its own detector.
+        self._models_drive_detect = detector_factory is None
         self.provider = DetectorProvider(
             detector_factory or default_detector, demo=(detector_factory is None) if demo_models is None else demo_models
         )
@@ -149,6 +156,11 @@ class MainWindow(QMainWindow):
             "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
         }
         self.resizeDocks(list(self.docks.values()), [520, 520, 520], Qt.Orientation.Horizontal)
+        self.training_panel = TrainingPanel(self.pool)
+        self.docks["training"] = self.add_dock(
+            "Training", self.training_panel, "trainingDock", Qt.DockWidgetArea.BottomDockWidgetArea, keep_height=True
+        )
+        self.docks["training"].hide()  # Models ▸ Train a model (Ctrl+T) or View shows it
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -228,6 +240,12 @@ class MainWindow(QMainWindow):
 
         self._build_toolbar()
 
+        models = self.menu("&Models")
+        self.models = ModelsMenu(self, models, self.provider, self.settings, self.pool, drive_provider=self._models_drive_detect)
+        models.addSeparator()
+        models.addAction(a("training", "&Train a model…", self.show_training, "Ctrl+T", "Show the Training panel"))
+        self.training_panel.form.suggest_finetune = lambda: self.models.choice.path("classifier")
+
         help_menu = self.menu("&Help")
         help_menu.addAction(a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
         help_menu.addAction(a("about", "&About LungCAD", lambda: show_about(self)))
@@ -271,6 +289,10 @@ class MainWindow(QMainWindow):
         self.detector.busy_changed.connect(self._update_actions)
         self.detection_panel.detect_requested.connect(self.run_detect)
         self.findings_panel.export_requested.connect(self.export)
+        self.models.changed.connect(self._show_models)
+        self.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.training_panel.use_for_detect.connect(self.models.choose)
+        self.training_panel.error_reported.connect(self.report_error)
         for event in ("volume", "result", "findings", "selection", "cad"):
             self.state.subscribe(event, self._update_actions)
         self.state.subscribe("cad", lambda: self.actions_["hide_cad"].setChecked(self.state.hide_cad))
@@ -436,18 +458,27 @@ class MainWindow(QMainWindow):
 
     def _on_detected(self, result: Any) -> None:
         device = getattr(result, "device", "?")
-        models = "demo models" if self.provider.demo else "models: " + ", ".join(
-            str(v) for v in dict(getattr(result, "model_ids", {}) or {}).values()
-        )
-        self.model_label.setText(f"{models} · {device}")
+        self.model_label.setText(f"{self.models.choice.summary()} · {device}")
         messages = "; ".join(getattr(result, "messages", ()) or ())
         kind = "Re-grouping" if self.detector.last_kind == "regroup" else "Detection"
         self.statusBar().showMessage(
             f"{kind} finished on {device} in {self.detector.elapsed():.1f} s" + (f" — {messages}" if messages else ""), 8000
         )
-        ids = dict(getattr(result, "model_ids", {}) or {})
-        if ids:
-            self.settings.set_last_models({str(k): str(v) for k, v in ids.items()})
+
+    def _show_models(self, choice: ModelChoice) -> None:
+        self.model_label.setText(choice.summary())
+        self.model_label.setToolTip(choice.tooltip())
+
+    def show_training(self) -> None:
+        """Models ▸ Train a model: show and raise the Training panel."""
+        dock = self.docks["training"]
+        first = dock.isHidden() and not dock.isFloating()
+        size = self.size()
+        dock.show()
+        dock.raise_()
+        if first:
+            self.resize(size)  # make room inside the window rather than growing it past the screen
+            self.resizeDocks([dock], [TRAINING_DOCK_HEIGHT], Qt.Orientation.Vertical)
 
     def _update_actions(self, *_args: Any) -> None:
         has_volume = self.state.volume is not None
@@ -525,6 +556,7 @@ class MainWindow(QMainWindow):
         known = {k: v for k, v in thresholds.items() if k in ("nodule", "near_miss_band", "malignancy")}
         if known:
             self.state.set_thresholds(**known)
+        self.models.restore()
 
     def save_settings(self) -> None:
         """Remember layout and thresholds (also done on close)."""
@@ -538,10 +570,26 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
+        if self.training_panel.controller.busy:
+            if not self.confirm_stop_training():
+                event.ignore()
+                return
+            self.training_panel.controller.shutdown()
         self.detector.cancel()
         self.save_settings()
         self.pool.wait_all(10_000)
         super().closeEvent(event)
+
+    def confirm_stop_training(self) -> bool:
+        """Ask before quitting while a training run goes (its last complete checkpoint stays valid)."""
+        record = self.training_panel.controller.live
+        name = record.name if record is not None else "a run"
+        answer = QMessageBox.question(
+            self, "Training is running",
+            f"The training run {name} is still going. Quit and stop it?\n\nIts last complete checkpoint stays valid; "
+            "continue it later with python -m training KIND --resume RUN_FOLDER.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)

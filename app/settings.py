@@ -2,7 +2,7 @@
 
 Stored: recent files, the window's geometry and dock layout, the splitter
 layout of the three views, the last window/level preset, the display
-thresholds, and the checkpoints Detect used last ("last models").
+thresholds, and the checkpoints chosen for Detect ("last models").
 
 The store is the platform's usual place (registry, plist, ini), or the ini file
 named by ``$LUNGCAD_SETTINGS`` when set, which tests use to stay away from the
@@ -103,7 +103,11 @@ class AppSettings:
 
     # --- models -----------------------------------------------------------------
     def last_models(self) -> dict[str, str]:
-        """Checkpoints Detect used last, by role (``segmentation``, ``nodule``, ``malignancy``)."""
+        """The checkpoints chosen for Detect (Models menu), by role.
+
+        Keys ``segmentation``, ``classifier``, ``malignancy``; values a file
+        path or ``"demo"`` (the shipped demo weights). See ``app.model_choice``.
+        """
         return {str(k): str(v) for k, v in self._json("models/last").items()}
 
     def set_last_models(self, models: dict[str, str]) -> None:
