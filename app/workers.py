@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from engine.errors import CancelledError, EngineError
 
@@ -254,7 +254,8 @@ class ThreadPool(QObject):
         thread = QThread()
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.finished.connect(thread.quit)
+        # quit from the worker's own thread: a GUI thread blocked in wait_all() could not deliver a queued quit
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         reaper = _Reaper(self, thread)  # lives in the GUI thread, so the clean-up runs there
         thread.finished.connect(reaper.reap)
         self._running[thread] = worker
