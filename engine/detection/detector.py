@@ -266,6 +266,7 @@ class Detector:
             timings=run.timings,
             device=str(run.device_used),
             messages=tuple(run.notes),
+            extra={**result.extra, "cpu_seconds": dict(run.cpu_seconds)},
         )
 
     def classify_points(self, ct: CtVolume, centers_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
