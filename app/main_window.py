@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
             "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
         }
         self.resizeDocks(list(self.docks.values()), [520, 520, 520], Qt.Orientation.Horizontal)
-        self.training_panel = TrainingPanel(self.pool)
+        self.training_panel = TrainingPanel(self.pool, settings=self.settings)
         self.docks["training"] = self.add_dock(
             "Training", self.training_panel, "trainingDock", Qt.DockWidgetArea.BottomDockWidgetArea, keep_height=True
         )
@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
         self.models = ModelsMenu(self, models, self.provider, self.settings, self.pool, drive_provider=self._models_drive_detect)
         models.addSeparator()
         models.addAction(a("training", "&Train a model…", self.show_training, "Ctrl+T", "Show the Training panel"))
-        self.training_panel.form.suggest_finetune = lambda: self.models.choice.path("classifier")
+        self.training_panel.form.suggest_finetune = self.models.classifier_checkpoint
 
         help_menu = self.menu("&Help")
         help_menu.addAction(a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
@@ -293,6 +293,7 @@ class MainWindow(QMainWindow):
         self.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training_panel.use_for_detect.connect(self.models.choose)
         self.training_panel.error_reported.connect(self.report_error)
+        self.training_panel.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
         for event in ("volume", "result", "findings", "selection", "cad"):
             self.state.subscribe(event, self._update_actions)
         self.state.subscribe("cad", lambda: self.actions_["hide_cad"].setChecked(self.state.hide_cad))

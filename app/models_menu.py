@@ -22,7 +22,7 @@ from app.model_choice import ROLE_LABELS, ROLES, ModelChoice, check_checkpoint, 
 from app.settings import AppSettings
 from app.training_runs import finished_checkpoints
 from app.workers import DetectorProvider, ThreadPool
-from engine.paths import runs_dir
+from engine.paths import MODELS_DIR, runs_dir
 
 #: File ▸ open filter for checkpoints.
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.state);;All files (*)"
@@ -99,6 +99,12 @@ class ModelsMenu(QObject):
         self._pending.add((role, path))
         self.notice.emit(f"Checking {path.name} as the {ROLE_LABELS[role].lower()} model…")
         self.pool.start(worker)
+
+    def classifier_checkpoint(self) -> Path | None:
+        """The nodule classifier Detect uses, as a file (the demo weights' when present): what a malignancy run fine-tunes."""
+        chosen = self.choice.path("classifier")
+        demo = MODELS_DIR / "classifier.pt"
+        return chosen if chosen is not None else (demo if demo.is_file() else None)
 
     @property
     def checking(self) -> bool:

@@ -2,7 +2,8 @@
 
 Stored: recent files, the window's geometry and dock layout, the splitter
 layout of the three views, the last window/level preset, the display
-thresholds, and the checkpoints chosen for Detect ("last models").
+thresholds, the checkpoints chosen for Detect ("last models"), and the
+Training panel's dataset folder.
 
 The store is the platform's usual place (registry, plist, ini), or the ini file
 named by ``$LUNGCAD_SETTINGS`` when set, which tests use to stay away from the
@@ -113,6 +114,16 @@ class AppSettings:
     def set_last_models(self, models: dict[str, str]) -> None:
         """Remember which checkpoints Detect uses."""
         self._q.setValue("models/last", json.dumps({str(k): str(v) for k, v in models.items()}))
+
+    # --- training -------------------------------------------------------------------
+    def training_dataset(self) -> str | None:
+        """The dataset folder of the last training run started from the panel, or None."""
+        value = self._q.value("training/dataset")
+        return str(value) if value else None
+
+    def set_training_dataset(self, folder: str | Path) -> None:
+        """Remember the Training panel's dataset folder."""
+        self._q.setValue("training/dataset", str(folder))
 
     def _json(self, key: str) -> dict:
         text = self._q.value(key)

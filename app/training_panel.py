@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.call_worker import CallWorker
+from app.settings import AppSettings
 from app.training_controller import TrainingController
 from app.training_form import TrainingFormWidget
 from app.training_run import RunRecord, RunStatus
@@ -53,21 +54,25 @@ class TrainingPanel(QWidget):
         pool: Runs dataset checks and run listing off the GUI thread (default: its own).
         controller: The training logic (default: one running ``python -m training``).
         runs_root: Parent folder of runs (default: the user's runs folder).
+        settings: Remembers the dataset folder (default: nothing is remembered).
         parent: Qt parent.
 
     Signals:
         use_for_detect(str, object): a model kind and the checkpoint Detect should use.
         error_reported(str, str): a title and message for the window's error dialog.
+        notice(str): a one-line status message (a run ended).
     """
 
     use_for_detect = Signal(str, object)
     error_reported = Signal(str, str)
+    notice = Signal(str)
 
     def __init__(
         self,
         pool: ThreadPool | None = None,
         controller: TrainingController | None = None,
         runs_root: Callable[[], Path] = runs_dir,
+        settings: AppSettings | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -75,6 +80,7 @@ class TrainingPanel(QWidget):
         self.controller = controller or TrainingController(parent=self)
         self.controller.setParent(self)
         self.runs_root = runs_root
+        self.settings = settings
         self.runs: list[RunSummary] = []
         self._listing = False
         self.form = TrainingFormWidget(self.pool, runs_root)
@@ -84,7 +90,10 @@ class TrainingPanel(QWidget):
         self.view.stop_requested.connect(self.controller.stop)
         self.view.use_requested.connect(self.use_viewed)
         self.controller.busy_changed.connect(self.form.set_running)
-        self.controller.run_ended.connect(lambda _record: self.refresh_runs())
+        self.controller.run_ended.connect(self._on_run_ended)
+        remembered = settings.training_dataset() if settings is not None else None
+        if remembered:
+            self.form.data_edit.setText(remembered)  # checked when the panel is first shown
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
@@ -99,6 +108,15 @@ class TrainingPanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)
         self.refresh_runs()  # when shown, not at start: no thread (and no disk reading) for a hidden panel
+        form = self.form
+        if form.data_edit.text() and form.dataset is None and not form.checking:
+            form.set_dataset(form.data_edit.text())
+
+    @Slot(object)
+    def _on_run_ended(self, record: RunRecord) -> None:
+        self.refresh_runs()
+        detail = f": {record.message}" if record.message else ""
+        self.notice.emit(f"Training run {record.name} {record.status.value}{detail}")
 
     def _build(self) -> None:
         self.runs_table = QTableWidget(0, 6)
@@ -155,6 +173,8 @@ class TrainingPanel(QWidget):
         except TrainingRunError as exc:
             self.error_reported.emit("Cannot start training", str(exc))
             return None
+        if self.settings is not None and self.form.dataset is not None:
+            self.settings.set_training_dataset(self.form.dataset.root)
         self.form.new_run_name()
         self.refresh_runs()
         return record

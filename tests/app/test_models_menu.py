@@ -67,6 +67,9 @@ def test_a_file_is_checked_used_shown_and_remembered(qtbot, make_main, checkpoin
     assert str(checkpoints["classifier"]) in window.model_label.toolTip()
     assert window.provider.demo  # two roles still use the demo weights: results keep the demo disclaimer
     assert window.settings.last_models()["classifier"] == str(checkpoints["classifier"].resolve())
+    # a malignancy run fine-tunes the classifier Detect uses, unless told otherwise
+    window.training_panel.form.set_kind("malignancy")
+    assert window.training_panel.form.finetune_edit.text() == str(checkpoints["classifier"].resolve())
     for role in ("segmentation", "malignancy"):
         choose_and_wait(qtbot, window, role, checkpoints[role])
     assert not window.provider.demo

@@ -285,3 +285,9 @@ def test_closing_the_window_while_training_stops_the_child(qtbot, make_window, t
     window.close()
     assert not panel.controller.busy and not window.isVisible()
     assert panel.controller.live.status is RunStatus.STOPPED  # through the STOP file, not a kill
+    assert window.statusBar().currentMessage().startswith("Training run closing stopped")
+    # the next session offers the same dataset folder, and checks it once the panel shows
+    again = make_window()
+    assert again.training_panel.form.data_edit.text() == str((tmp_path / "data").resolve())
+    again.show_training()
+    qtbot.waitUntil(lambda: again.training_panel.form.usable, timeout=5000)
