@@ -58,7 +58,6 @@ class TrainingController(QObject):
         self.process.ended.connect(self._on_child_ended)
         self.live: RunRecord | None = None
         self.viewed: RunRecord | None = None
-        self.logs: dict[int, list[str]] = {}
         self._reader: MetricsReader | None = None
         self._tail = QTimer(self)
         self._tail.setInterval(TAIL_INTERVAL_MS)
@@ -80,11 +79,16 @@ class TrainingController(QObject):
         if self.busy:
             raise TrainingRunError("a training run is already going; stop it first or wait for it to end")
         request.check()
+        try:
+            request.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainingRunError(f"cannot create the run folder ({exc.strerror or exc})", request.run_dir) from None
         record = RunRecord(name=request.run_name, run_dir=request.run_dir, kind=request.kind, status=RunStatus.STARTING)
         record.epochs = request.epochs
         self.live = record
         self._view(record, None)
-        self._note(record, f"▸ starting: python -m training {' '.join(request.arguments())}")
+        command = [Path(self.process.program).name, *self.process.prefix_args, *request.arguments()]
+        self._note(record, f"▸ starting: {' '.join(command)}")
         self.process.start(request.arguments(), request.run_dir)
         self.busy_changed.emit(True)
         return record
@@ -160,7 +164,7 @@ class TrainingController(QObject):
             record.message = "the process exited without a final event"
             return
         record.status = RunStatus.FAILED
-        detail = _last_error_line(self.logs.get(id(record), []))
+        detail = _last_error_line(record.log)
         if how == "failed to start":
             what = "the training program could not be started"
         elif how == "crashed":
@@ -182,7 +186,7 @@ class TrainingController(QObject):
         record, reader = read_run(run_dir, lines)
         if reader.skipped:
             lines.append(f"▸ {reader.skipped} line(s) of metrics.jsonl were not events and were skipped")
-        self.logs[id(record)] = lines[-MAX_LOG_LINES:]
+        record.log = lines[-MAX_LOG_LINES:]
         self._view(record, reader)
         return record
 
@@ -190,7 +194,6 @@ class TrainingController(QObject):
         self._tail.stop()
         self.viewed = record
         self._reader = reader
-        self.logs.setdefault(id(record), [])
         if reader is not None and not record.status.ended and record.status is not RunStatus.EMPTY:
             self._tail.start()
         self.changed.emit("viewed")
@@ -222,12 +225,11 @@ class TrainingController(QObject):
     def log_lines(self, record: RunRecord | None = None) -> list[str]:
         """The log of ``record`` (default: the viewed one)."""
         record = record or self.viewed
-        return list(self.logs.get(id(record), [])) if record is not None else []
+        return list(record.log) if record is not None else []
 
     def _note(self, record: RunRecord, line: str) -> None:
-        lines = self.logs.setdefault(id(record), [])
-        lines.append(line)
-        del lines[:-MAX_LOG_LINES]
+        record.log.append(line)
+        del record.log[:-MAX_LOG_LINES]
         if record is self.viewed:
             self.log.emit(line)
 

@@ -122,6 +122,8 @@ class RunRecord:
     checkpoints: dict[str, CheckpointInfo] = field(default_factory=dict)
     #: Time each epoch's last event arrived, for the ETA.
     epoch_done_at: dict[int, float] = field(default_factory=dict)
+    #: The run's log as the panel shows it (the child's stderr, notes on events), newest last.
+    log: list[str] = field(default_factory=list)
 
     # --- events -------------------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> str:
@@ -149,7 +151,7 @@ class RunRecord:
 
     def _on_started(self, e: dict[str, Any]) -> None:
         self.kind = str(e["kind"])
-        self.status = RunStatus.RUNNING
+        self.status = RunStatus.STOPPING if self.status is RunStatus.STOPPING else RunStatus.RUNNING
         self.message = ""
         self.device = str(e.get("device") or "")
         self.start_epoch = int(e.get("start_epoch") or 1)
