@@ -34,7 +34,7 @@ from app.call_worker import CallWorker
 from app.settings import AppSettings
 from app.training_controller import TrainingController
 from app.training_form import TrainingFormWidget
-from app.training_run import RunRecord, RunStatus
+from app.training_run import RunRecord
 from app.training_runs import RunSummary, list_runs
 from app.training_view import STATUS_COLOURS, RunView
 from app.workers import ThreadPool
@@ -122,6 +122,7 @@ class TrainingPanel(QWidget):
         self.runs_table = QTableWidget(0, 6)
         self.runs_table.setHorizontalHeaderLabels(["Run", "Model", "State", "Epochs", "Best", "Updated"])
         self.runs_table.verticalHeader().hide()
+        self.runs_table.setWordWrap(False)
         self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -226,7 +227,7 @@ class TrainingPanel(QWidget):
         self.runs_table.setRowCount(len(self.runs))
         for row, run in enumerate(self.runs):
             best = f"{run.best_metric} {run.best_score:.3f}" if run.best_score is not None else "—"
-            updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.updated)) if run.updated else ""
+            updated = time.strftime("%m-%d %H:%M", time.localtime(run.updated)) if run.updated else ""
             cells = (run.name, run.kind or "?", run.status.value, f"{run.epoch}/{run.epochs}", best, updated)
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -258,6 +259,6 @@ class TrainingPanel(QWidget):
     def _update_run_buttons(self) -> None:
         run = self.selected_run()
         self.open_button.setEnabled(run is not None)
-        usable = run is not None and run.status in (RunStatus.COMPLETED, RunStatus.STOPPED) and run.checkpoint is not None
+        usable = run is not None and run.status.usable and run.checkpoint is not None
         self.use_run_button.setEnabled(usable)
 

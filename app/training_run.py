@@ -41,6 +41,11 @@ class RunStatus(enum.Enum):
         """True once nothing more will happen to the run."""
         return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
+    @property
+    def usable(self) -> bool:
+        """True when the run's checkpoints may go to Detect (it ended without failing; checkpoints are atomic)."""
+        return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.INTERRUPTED)
+
 
 @dataclass(frozen=True)
 class CheckpointInfo:

@@ -114,6 +114,7 @@ def settle_status(record: RunRecord, reader: MetricsReader) -> None:
     if age is None or age > STALE_AFTER_S:
         record.status = RunStatus.INTERRUPTED
         record.message = f"no event for {format_duration(age)}: the training process is no longer running"
+        record.progress = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def list_runs(root: Path) -> list[RunSummary]:
                 epochs=record.epochs,
                 best_metric=record.best_metric,
                 best_score=record.best_score,
-                checkpoint=record.detect_checkpoint() if record.status.ended else None,
+                checkpoint=record.detect_checkpoint() if record.status.usable else None,
                 updated=stamp,
             )
         )

@@ -47,6 +47,8 @@ STATUS_COLOURS = {
 LOG_LINES = 5000
 #: Width of the log beside the curves in the wide layout, px.
 LOG_WIDTH = 340
+#: Smallest height of the plots in a row (twice that for the 2 × 2 grid), px.
+PLOTS_MIN_HEIGHT_WIDE = 170
 
 
 class RunView(QWidget):
@@ -96,7 +98,6 @@ class RunView(QWidget):
 
         self.plots_widget = pg.GraphicsLayoutWidget()
         self.plots_widget.setBackground(QColor(25, 26, 28))
-        self.plots_widget.setMinimumHeight(170)
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         for n, (title, metrics) in enumerate(PLOTS):
@@ -169,6 +170,7 @@ class RunView(QWidget):
     def set_wide(self, wide: bool) -> None:
         """A wide, low dock: the four plots in a row and the log beside them; a tall one: 2 × 2 above the log."""
         self.splitter.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
+        self.plots_widget.setMinimumHeight(PLOTS_MIN_HEIGHT_WIDE if wide else 2 * PLOTS_MIN_HEIGHT_WIDE)
         layout = self.plots_widget.ci
         for n, plot in enumerate(self.plots.values()):
             layout.removeItem(plot)
@@ -238,7 +240,7 @@ class RunView(QWidget):
         record = self.controller.viewed
         going = record is not None and not record.status.ended and record.status is not RunStatus.EMPTY
         self.stop_button.setEnabled(going and record.status is not RunStatus.STOPPING)
-        ended = record is not None and record.status in (RunStatus.COMPLETED, RunStatus.STOPPED)
+        ended = record is not None and record.status.usable
         self.use_button.setEnabled(ended and record.detect_checkpoint() is not None)
 
     def _show_progress(self) -> None:
@@ -251,14 +253,16 @@ class RunView(QWidget):
         p = record.progress
         if p is not None and p.phase == "cache":
             fraction = p.fraction
+        elif record.status.ended:  # how much of the plan was done
+            done = 1.0 if record.status is RunStatus.COMPLETED else record.completed_epochs / max(1, record.epochs)
+            fraction = min(1.0, done)
         else:
             fraction = record.overall_fraction()
         if fraction is None and record.status in (RunStatus.STARTING, RunStatus.PREPARING, RunStatus.RUNNING):
             self.progress.setRange(0, 0)  # busy: the child is starting
         else:
             self.progress.setRange(0, 1000)
-            done = record.status is RunStatus.COMPLETED
-            self.progress.setValue(1000 if done else int(round((fraction or 0.0) * 1000)))
+            self.progress.setValue(int(round((fraction or 0.0) * 1000)))
         self.progress.setFormat(progress_text(record))
         eta = record.eta_s()
         self.eta.setText("" if eta is None else f"ETA {format_duration(eta)}")

@@ -155,6 +155,8 @@ def test_read_run_skips_a_torn_last_line_and_marks_silent_runs_interrupted(tmp_p
     os.utime(quiet / "metrics.jsonl", (old, old))
     record, _ = read_run(quiet)
     assert record.status is RunStatus.INTERRUPTED and "no longer running" in record.message
+    assert record.status.usable and record.detect_checkpoint() == quiet / "checkpoints" / "best.pt"  # atomic files
+    assert not RunStatus.FAILED.usable and not RunStatus.RUNNING.ended
 
 
 def test_metrics_reader_follows_a_growing_file(tmp_path: Path) -> None:

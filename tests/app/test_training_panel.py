@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -251,8 +252,6 @@ def test_reattaching_to_a_run_still_going_follows_its_metrics(qtbot, make_panel,
     assert (run / "STOP").exists() and record.status is RunStatus.STOPPING
     # the other process finishes its torn line and carries on
     rest = _events("elsewhere", 2)[3:] + [{**_finished("elsewhere"), "status": "stopped", "reason": "stop file found"}]
-    import json
-
     with (run / "metrics.jsonl").open("a") as stream:
         stream.write('where", "time": 1, "epoch": 2, "epochs": 3, "phase": "train", "partial": true, "metrics": {"loss": 9}}\n')
         stream.write("".join(json.dumps(e) + "\n" for e in rest))
