@@ -1,4 +1,4 @@
-"""Dialogs: choosing a DICOM series, the keyboard shortcuts, and About."""
+"""Dialogs: choosing a DICOM series, the keyboard shortcuts, About, and quitting during training."""
 
 from __future__ import annotations
 
@@ -112,6 +112,17 @@ def show_shortcuts(parent: QWidget, keys: Sequence[tuple[str, str]]) -> None:
     box.setWindowTitle("Keyboard shortcuts")
     box.setText(shortcuts_html(keys))
     box.exec()
+
+
+def ask_stop_training(parent: QWidget, run_name: str) -> bool:
+    """Quitting while a training run goes: True when the user agrees to stop it."""
+    answer = QMessageBox.question(
+        parent,
+        "Training is running",
+        f"The training run {run_name} is still going. Quit and stop it?\n\nIts last complete checkpoint stays valid; "
+        "continue it later with python -m training KIND --resume RUN_FOLDER.",
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def show_about(parent: QWidget) -> None:

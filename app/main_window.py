@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from app.controllers import DetectController, LoadController
 from app.crop_preview import CropPreviewPanel
 from app.detection_panel import DetectionPanel
-from app.dialogs import SeriesChooserDialog, show_about, show_shortcuts
+from app.dialogs import SeriesChooserDialog, ask_stop_training, show_about, show_shortcuts
 from app.findings import Mark
 from app.findings_panel import FindingsPanel
 from app.model_choice import ModelChoice
@@ -582,15 +582,9 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def confirm_stop_training(self) -> bool:
-        """Ask before quitting while a training run goes (its last complete checkpoint stays valid)."""
+        """Ask before quitting while a training run goes (tests replace this)."""
         record = self.training_panel.controller.live
-        name = record.name if record is not None else "a run"
-        answer = QMessageBox.question(
-            self, "Training is running",
-            f"The training run {name} is still going. Quit and stop it?\n\nIts last complete checkpoint stays valid; "
-            "continue it later with python -m training KIND --resume RUN_FOLDER.",
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_stop_training(self, record.name if record is not None else "a run")
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)

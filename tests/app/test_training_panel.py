@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 import app.training_process as training_process
 from app.training_controller import OOM_HINT, TrainingController
@@ -280,8 +281,12 @@ def test_closing_the_window_while_training_stops_the_child(qtbot, make_window, t
     monkeypatch.setattr(window, "confirm_stop_training", lambda: asked.append(False) or False)
     window.close()
     assert asked and window.isVisible() and panel.controller.busy  # "No": nothing happens
-    monkeypatch.setattr(window, "confirm_stop_training", lambda: asked.append(True) or True)
+    questions: list[str] = []
+    monkeypatch.delattr(window, "confirm_stop_training")  # the real question, answered Yes
+    yes = QMessageBox.StandardButton.Yes
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: questions.append(text) or yes)
     window.close()
+    assert questions and "The training run closing is still going" in questions[0]
     assert not panel.controller.busy and not window.isVisible()
     assert panel.controller.live.status is RunStatus.STOPPED  # through the STOP file, not a kill
     assert window.statusBar().currentMessage().startswith("Training run closing stopped")
