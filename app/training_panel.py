@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.call_worker import CallWorker
+from app.model_choice import ROLES
 from app.settings import AppSettings
 from app.training_controller import TrainingController
 from app.training_form import TrainingFormWidget
@@ -197,6 +198,10 @@ class TrainingPanel(QWidget):
     def _use(self, kind: str, checkpoint: Path | None, name: str) -> None:
         if checkpoint is None:
             self.error_reported.emit("Cannot use this run", f"run {name} has no checkpoint yet")
+            return
+        if kind not in ROLES:
+            self.error_reported.emit("Cannot use this run", f"run {name}: its model kind is unknown (no config.json or "
+                                     "run_started event); choose its checkpoint with Models ▸ … ▸ From file")
             return
         self.use_for_detect.emit(kind, checkpoint)
 

@@ -236,6 +236,14 @@ def test_reopening_a_finished_run_from_its_metrics(qtbot, make_panel, runs_root)
     with qtbot.waitSignal(panel.use_for_detect) as used:
         panel.use_run_button.click()
     assert used.args == ["classifier", run / "checkpoints" / "best.pt"]
+    # a run folder that does not say what it trained cannot go to Detect
+    (run / "config.json").unlink()
+    write_events(run / "metrics.jsonl", [_finished("old-run")])
+    panel.refresh_runs()
+    qtbot.waitUntil(lambda: not panel.listing and panel.runs[0].kind == "", timeout=5000)
+    panel.runs_table.selectRow(0)
+    panel.use_run_button.click()
+    assert panel.reported and "model kind is unknown" in panel.reported[-1][1]
 
 
 def test_reattaching_to_a_run_still_going_follows_its_metrics(qtbot, make_panel, runs_root) -> None:
