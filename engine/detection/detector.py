@@ -151,9 +151,9 @@ class Detector:
         if missing:
             raise CheckpointError(
                 "the demo model weights are missing (" + ", ".join(missing) + "). They are trained on "
-                "synthetic phantoms by the project's trainers (see README: training) and shipped in "
-                f"{MODELS_DIR}; until then pass your own checkpoints (--seg/--cls/--mal; the book's "
-                ".state files work too)"
+                "synthetic phantoms with `python main.py train` (README: Training) and shipped in "
+                f"{MODELS_DIR}; meanwhile give your own checkpoints (--seg/--cls/--mal, or Models in the "
+                "viewer; the book's .state files work too)"
             )
         return cls.from_checkpoints(paths["segmentation"], paths["classifier"], paths["malignancy"], device, config)
 
