@@ -53,6 +53,8 @@ class TrainConfig:
         momentum: SGD momentum.
         weight_decay: L2 weight decay.
         fn_weight: Segmentation: weight of the false-negative Dice term.
+        dice_over: Segmentation: soft-Dice sums per ``sample`` (the book) or
+            over the whole ``batch`` (gives crops without nodule a say).
         crop_size: Segmentation: side of the random training window (from 96).
         best_metric: Validation metric that picks ``best.pt``.
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
@@ -85,6 +87,7 @@ class TrainConfig:
     momentum: float = 0.99
     weight_decay: float = 0.0
     fn_weight: float = 8.0
+    dice_over: str = "sample"
     crop_size: int = 64
     best_metric: str = "f1"
     cache_dir: str | None = None
@@ -105,6 +108,8 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if self.ratio < 0 or self.num_workers < 0:
             problems.append("ratio and num_workers must not be negative")
+        if self.dice_over not in ("sample", "batch"):
+            problems.append("dice_over must be 'sample' or 'batch'")
         if self.finetune_depth not in (1, 2):
             problems.append("finetune_depth must be 1 or 2")
         if self.kind == "segmentation" and not 8 <= self.crop_size <= 96:

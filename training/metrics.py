@@ -98,24 +98,39 @@ def classification_metrics(
     return out
 
 
-def soft_dice_loss(prediction: torch.Tensor, label: torch.Tensor, epsilon: float = 1.0) -> torch.Tensor:
-    """Per-sample soft Dice loss ``1 - (2Σpl + ε) / (Σp + Σl + ε)``.
+#: How the soft Dice sums run: per sample (the book) or over the whole batch.
+DICE_MODES = ("sample", "batch")
+
+
+def soft_dice_loss(
+    prediction: torch.Tensor, label: torch.Tensor, epsilon: float = 1.0, over: str = "sample"
+) -> torch.Tensor:
+    """Soft Dice loss ``1 - (2Σpl + ε) / (Σp + Σl + ε)``.
 
     Args:
         prediction: ``(N, 1, H, W)`` probabilities.
         label: ``(N, 1, H, W)`` float (0/1) labels.
         epsilon: Smoothing term (1).
+        over: ``"sample"``: sums per sample (the book); ``"batch"``: one sum over
+            the whole batch, so false positives in a sample without label
+            (where the per-sample loss saturates near 1 and hardly has a
+            gradient) weigh like any others.
 
     Returns:
-        ``(N,)`` losses.
+        ``(N,)`` losses (with ``"batch"``, the batch's loss repeated N times).
     """
-    dims = tuple(range(1, prediction.dim()))
+    if over not in DICE_MODES:
+        raise ValueError(f"dice sums run over {' or '.join(DICE_MODES)}, not {over!r}")
+    dims = tuple(range(1, prediction.dim())) if over == "sample" else tuple(range(prediction.dim()))
     overlap = (prediction * label).sum(dim=dims)
-    return 1.0 - (2.0 * overlap + epsilon) / (prediction.sum(dim=dims) + label.sum(dim=dims) + epsilon)
+    loss = 1.0 - (2.0 * overlap + epsilon) / (prediction.sum(dim=dims) + label.sum(dim=dims) + epsilon)
+    return loss if over == "sample" else loss.expand(prediction.shape[0])
 
 
-def segmentation_loss(prediction: torch.Tensor, label: torch.Tensor, fn_weight: float = 8.0) -> torch.Tensor:
-    """The book's segmentation loss per sample: ``dice(p, l) + fn_weight · dice(p·l, l)``.
+def segmentation_loss(
+    prediction: torch.Tensor, label: torch.Tensor, fn_weight: float = 8.0, over: str = "sample"
+) -> torch.Tensor:
+    """The book's segmentation loss: ``dice(p, l) + fn_weight · dice(p·l, l)``.
 
     The second term only sees the labelled pixels, so it penalises false
     negatives ``fn_weight`` times as hard as the overall Dice term.
@@ -124,12 +139,13 @@ def segmentation_loss(prediction: torch.Tensor, label: torch.Tensor, fn_weight: 
         prediction: ``(N, 1, H, W)`` probabilities, float32.
         label: ``(N, 1, H, W)`` bool or 0/1 labels.
         fn_weight: Weight of the false-negative term (8).
+        over: ``"sample"`` (the book) or ``"batch"`` (see :func:`soft_dice_loss`).
 
     Returns:
         ``(N,)`` losses; average them for the step.
     """
     label = label.to(prediction.dtype)
-    return soft_dice_loss(prediction, label) + fn_weight * soft_dice_loss(prediction * label, label)
+    return soft_dice_loss(prediction, label, over=over) + fn_weight * soft_dice_loss(prediction * label, label, over=over)
 
 
 def segmentation_batch_sums(

@@ -140,7 +140,7 @@ class SegmentationTask(Task):
                 image, label = self._augmentation(image, label)
         label = label.bool()
         prediction = model(image.contiguous(memory_format=self.memory_format))
-        losses = segmentation_loss(prediction.float(), label, self.config.fn_weight)
+        losses = segmentation_loss(prediction.float(), label, self.config.fn_weight, self.config.dice_over)
         return StepOutput(losses=losses, predictions=prediction, labels=label, inputs=None if training else image)
 
     def new_tracker(self, training: bool) -> Tracker:

@@ -102,3 +102,22 @@ def test_segmentation_pixel_percentages_by_hand() -> None:
 def test_empty_segmentation_epoch_is_all_zero() -> None:
     m = segmentation_metrics(torch.zeros(6, dtype=torch.float64))
     assert all(v == 0.0 for v in m.values())
+
+
+def test_batch_dice_lets_an_empty_sample_count() -> None:
+    label = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    label[0, 0, :2, :2] = True
+    pred = torch.zeros(2, 1, 4, 4, requires_grad=True)
+    with torch.no_grad():
+        pred[0, 0, :2, :2] = 1.0
+        pred[1] = 0.5  # false positives everywhere in the sample without label
+    per_sample = segmentation_loss(pred, label, fn_weight=0)
+    batch = segmentation_loss(pred, label, fn_weight=0, over="batch")
+    assert batch.shape == (2,) and torch.allclose(batch, batch[0].expand(2))
+    assert batch[0].item() == pytest.approx(1 - (2 * 4 + 1) / (4 + 8 + 4 + 1))
+    (grad_sample,) = torch.autograd.grad(per_sample.mean(), pred)
+    (grad_batch,) = torch.autograd.grad(batch.mean(), pred)
+    # per sample, the empty sample's loss has saturated: its pixels hardly get a gradient
+    assert grad_batch[1].abs().mean() > 5 * grad_sample[1].abs().mean()
+    with pytest.raises(ValueError):
+        segmentation_loss(pred, label, over="pixel")
