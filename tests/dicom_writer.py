@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,16 @@ def write_dicom_series(
         The written file paths.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    saved_locale = locale.setlocale(locale.LC_ALL)
+    try:
+        return _write_slices(folder, hu, spacing_xyz, origin_xyz, series_uid, modality, description, z_positions, prefix)
+    finally:
+        # GDCM's writer switches the process locale to "C" (ASCII text I/O for
+        # every later open() without an encoding); put it back.
+        locale.setlocale(locale.LC_ALL, saved_locale)
+
+
+def _write_slices(folder, hu, spacing_xyz, origin_xyz, series_uid, modality, description, z_positions, prefix) -> list[Path]:
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     if z_positions is None:

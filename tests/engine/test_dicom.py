@@ -97,3 +97,12 @@ def test_folder_of_non_dicom_files(tmp_path: Path) -> None:
     (tmp_path / "image.dcm").write_bytes(b"\x00" * 300)
     with pytest.raises(NoDicomSeriesError, match="none of the 2 files"):
         load_ct(tmp_path)
+
+
+def test_writing_and_loading_keep_the_text_encoding(tmp_path: Path) -> None:
+    import locale
+
+    before = locale.getpreferredencoding(False)
+    write_dicom_series(tmp_path, _volume())
+    load_ct(tmp_path)
+    assert locale.getpreferredencoding(False) == before
