@@ -92,7 +92,9 @@ def _loop(task: Any, config: Any, device: torch.device) -> Any:
     from training.stopping import StopRequest
 
     torch.manual_seed(0)
-    model = build_model(config.kind, task.model_args()).to(device=device, memory_format=task.memory_format)
+    model = build_model(config.kind, task.model_args())
+    task.prepare_model(model, load_weights=True)
+    model.to(device=device, memory_format=task.memory_format)
     optimizer = build_optimizer(config, list(model.parameters()))
     events = EventLog(config.run_name, None, enabled=False)
     paths = RunPaths(Path("."))

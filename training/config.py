@@ -55,6 +55,8 @@ class TrainConfig:
         fn_weight: Segmentation: weight of the false-negative Dice term.
         dice_over: Segmentation: soft-Dice sums per ``sample`` (the book) or
             over the whole ``batch`` (gives crops without nodule a say).
+        bce_weight: Segmentation: weight of an added pixel-wise binary
+            cross-entropy term (0 = the book's loss).
         crop_size: Segmentation: side of the random training window (from 96).
         best_metric: Validation metric that picks ``best.pt``.
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
@@ -88,6 +90,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     fn_weight: float = 8.0
     dice_over: str = "sample"
+    bce_weight: float = 0.0
     crop_size: int = 64
     best_metric: str = "f1"
     cache_dir: str | None = None

@@ -128,24 +128,38 @@ def soft_dice_loss(
 
 
 def segmentation_loss(
-    prediction: torch.Tensor, label: torch.Tensor, fn_weight: float = 8.0, over: str = "sample"
+    prediction: torch.Tensor,
+    label: torch.Tensor,
+    fn_weight: float = 8.0,
+    over: str = "sample",
+    bce_weight: float = 0.0,
 ) -> torch.Tensor:
-    """The book's segmentation loss: ``dice(p, l) + fn_weight · dice(p·l, l)``.
+    """The book's segmentation loss ``dice(p, l) + fn_weight · dice(p·l, l)``, optionally ``+ bce_weight · BCE``.
 
     The second term only sees the labelled pixels, so it penalises false
-    negatives ``fn_weight`` times as hard as the overall Dice term.
+    negatives ``fn_weight`` times as hard as the overall Dice term. Dice
+    gradients on a false-positive pixel shrink with the square of the
+    predicted area, so a model that flags too much unlearns it slowly; the
+    optional pixel-wise binary cross-entropy gives every such pixel its own
+    gradient.
 
     Args:
         prediction: ``(N, 1, H, W)`` probabilities, float32.
         label: ``(N, 1, H, W)`` bool or 0/1 labels.
         fn_weight: Weight of the false-negative term (8).
         over: ``"sample"`` (the book) or ``"batch"`` (see :func:`soft_dice_loss`).
+        bce_weight: Weight of the mean pixel-wise binary cross-entropy (0: the book).
 
     Returns:
         ``(N,)`` losses; average them for the step.
     """
     label = label.to(prediction.dtype)
-    return soft_dice_loss(prediction, label, over=over) + fn_weight * soft_dice_loss(prediction * label, label, over=over)
+    loss = soft_dice_loss(prediction, label, over=over) + fn_weight * soft_dice_loss(prediction * label, label, over=over)
+    if bce_weight > 0:
+        p = prediction.clamp(1e-6, 1.0 - 1e-6)
+        bce = -(label * torch.log(p) + (1.0 - label) * torch.log1p(-p))
+        loss = loss + bce_weight * bce.mean(dim=tuple(range(1, prediction.dim())))
+    return loss
 
 
 def segmentation_batch_sums(

@@ -27,6 +27,11 @@ from training.task import Batch, StepOutput, Task, Tracker
 OVERLAY_SAMPLES = 4
 
 
+def _float32_input(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Forward pre-hook: the module's input in float32."""
+    return tuple(a.float() for a in args)
+
+
 class SegmentationTracker(Tracker):
     """Pixel counts of one phase, plus a few slices for overlay images."""
 
@@ -90,6 +95,16 @@ class SegmentationTask(Task):
 
         return SegmentationModel(**self.model_args())
 
+    def prepare_model(self, model: nn.Module, load_weights: bool) -> dict[str, Any]:
+        """Make the output sigmoid run in float32 under autocast.
+
+        In bfloat16 every probability above about 0.996 rounds to exactly 1,
+        where the sigmoid's gradient is 0: a confidently wrong pixel could
+        never be corrected.
+        """
+        model.final.register_forward_pre_hook(_float32_input)
+        return {}
+
     # --- data -----------------------------------------------------------------
     def train_samples(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.data.train_epoch(epoch, self.config.seed, self.config.epoch_size, self.config.ratio)
@@ -140,7 +155,8 @@ class SegmentationTask(Task):
                 image, label = self._augmentation(image, label)
         label = label.bool()
         prediction = model(image.contiguous(memory_format=self.memory_format))
-        losses = segmentation_loss(prediction.float(), label, self.config.fn_weight, self.config.dice_over)
+        c = self.config
+        losses = segmentation_loss(prediction.float(), label, c.fn_weight, c.dice_over, c.bce_weight)
         return StepOutput(losses=losses, predictions=prediction, labels=label, inputs=None if training else image)
 
     def new_tracker(self, training: bool) -> Tracker:

@@ -121,3 +121,24 @@ def test_batch_dice_lets_an_empty_sample_count() -> None:
     assert grad_batch[1].abs().mean() > 5 * grad_sample[1].abs().mean()
     with pytest.raises(ValueError):
         segmentation_loss(pred, label, over="pixel")
+
+
+def test_the_optional_cross_entropy_term() -> None:
+    label = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    label[0, 0, 0, 0] = True
+    pred = torch.tensor([[[[0.9, 0.2], [0.1, 0.6]]]])
+    bce = -(math.log(0.9) + math.log(0.8) + math.log(0.9) + math.log(0.4)) / 4
+    plain = segmentation_loss(pred, label)
+    assert segmentation_loss(pred, label, bce_weight=0.5).item() == pytest.approx(plain.item() + 0.5 * bce, rel=1e-5)
+    assert torch.isfinite(segmentation_loss(torch.ones(1, 1, 2, 2), label, bce_weight=1.0)).all()
+
+
+def test_segmentation_sigmoid_runs_in_float32_under_autocast() -> None:
+    from engine.models.segmentation import SegmentationModel
+    from training.segmentation_task import _float32_input
+
+    model = SegmentationModel()
+    model.final.register_forward_pre_hook(_float32_input)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 7, 16, 16) * 300)
+    assert out.dtype == torch.float32
