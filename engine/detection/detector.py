@@ -39,7 +39,7 @@ from engine.paths import MODELS_DIR
 
 #: File names of the demo weights in ``resources/models``.
 DEFAULT_WEIGHTS = {"segmentation": "segmentation.pt", "classifier": "classifier.pt", "malignancy": "malignancy.pt"}
-#: Overall progress fraction at the start of each stage.
+#: Overall progress fraction span of each stage of :meth:`Detector.detect`.
 _STAGE_SPAN = {
     "lung search": (0.0, 0.02),
     "segmentation": (0.02, 0.75),
@@ -47,6 +47,8 @@ _STAGE_SPAN = {
     "classification": (0.78, 0.92),
     "malignancy": (0.92, 1.0),
 }
+#: The same for :meth:`Detector.regroup` (no lung search or segmentation).
+_REGROUP_SPAN = {"grouping": (0.0, 0.15), "classification": (0.15, 0.85), "malignancy": (0.85, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,7 @@ class Detector:
         progress: Progress | None,
         cancelled: Cancelled | None,
     ) -> DetectionResult:
-        run = _Run(self, ct, progress, cancelled)
+        run = _Run(self, ct, progress, cancelled, spans=_REGROUP_SPAN)
         began = time.perf_counter()
         components = run.timed(
             "grouping", "grouping", lambda device: group_components(result.seg_probability, ct.hu, seg_threshold)
@@ -394,8 +396,16 @@ class Detector:
 class _Run:
     """State of one detect/regroup call: device in use, CT on the device, notes, timings."""
 
-    def __init__(self, detector: Detector, ct: CtVolume, progress: Progress | None, cancelled: Cancelled | None) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        ct: CtVolume,
+        progress: Progress | None,
+        cancelled: Cancelled | None,
+        spans: Mapping[str, tuple[float, float]] = _STAGE_SPAN,
+    ) -> None:
         self.detector = detector
+        self.spans = spans
         self.ct = ct
         self.progress = progress
         self.cancelled = cancelled
@@ -420,7 +430,7 @@ class _Run:
         return self._volumes[device]
 
     def reporter(self, stage: str) -> StageReporter:
-        start, end = _STAGE_SPAN[stage]
+        start, end = self.spans[stage]
         return StageReporter(self.progress, self.cancelled, start, end, stage)
 
     def timed(self, key: str, stage: str, work: Callable[[torch.device], object]):

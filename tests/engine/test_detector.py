@@ -118,6 +118,10 @@ def test_regroup_equals_detect_at_the_new_threshold(result, ct, detector):
         assert a.center_irc == b.center_irc and a.voxel_count == b.voxel_count
         assert a.p_nodule == pytest.approx(b.p_nodule, abs=1e-6)
     assert "segmentation" not in regrouped.timings
+    reports = []
+    detector.regroup(result, ct, 0.3, progress=lambda f, text: reports.append(f))
+    assert reports[0] == pytest.approx(0.0) and reports[-1] == pytest.approx(1.0)
+    assert reports == sorted(reports)
 
 
 def test_regroup_reuses_known_probabilities(result, ct, detector, monkeypatch):
