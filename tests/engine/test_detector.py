@@ -120,7 +120,7 @@ def test_regroup_equals_detect_at_the_new_threshold(result, ct, detector):
     assert "segmentation" not in regrouped.timings
     reports = []
     detector.regroup(result, ct, 0.3, progress=lambda f, text: reports.append(f))
-    assert reports[0] == pytest.approx(0.0) and reports[-1] == pytest.approx(1.0)
+    assert 0.0 <= reports[0] <= 0.15 and reports[-1] == pytest.approx(1.0)
     assert reports == sorted(reports)
 
 
