@@ -85,6 +85,11 @@ ModelSource = nn.Module | Checkpoint | str | Path
 class Detector:
     """Runs the three models on a CT and returns every candidate.
 
+    The models are used in eval mode and moved to the device (and memory
+    layout) they run in; the inference copy of the segmentation model (with
+    folded batch norms) is made here, so build a new detector after changing
+    the weights.
+
     Args:
         segmentation: The segmentation model, a loaded checkpoint, or a checkpoint path.
         classifier: The nodule classifier (same forms).
