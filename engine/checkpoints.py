@@ -154,8 +154,8 @@ def save_checkpoint(
     path = Path(path)
     state = {name: tensor.detach().to("cpu").clone() for name, tensor in model.state_dict().items()}
     check_state_fits(build_model(kind, model_args), state, path)
-    for name, value in (("model_args", model_args), ("metadata", metadata or {})):
-        _check_plain(value, name, path)
+    model_args = _check_plain(dict(model_args), "model_args", path)
+    metadata = _check_plain(dict(metadata or {}), "metadata", path)
     if optimizer_state is not None:
         optimizer_state = _to_cpu(optimizer_state)
     sha = weights_sha256(state)
@@ -362,23 +362,29 @@ def _first_line(text: str) -> str:
 
 
 # --- writing -------------------------------------------------------------------
-_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+_PLAIN_SCALARS = (bool, int, float, str)
 
 
-def _check_plain(value: Any, where: str, path: Path) -> None:
-    """Refuse values that ``weights_only`` loading could not read back."""
-    if isinstance(value, _PLAIN):
-        return
+def _check_plain(value: Any, where: str, path: Path) -> Any:
+    """A copy of ``value`` that ``weights_only`` loading can read back, or an error.
+
+    Subclasses of the plain scalars (``torch.__version__``, ``numpy.float64``)
+    would be pickled as their own classes, which a safe load refuses, so they
+    are stored as the plain type they extend.
+    """
+    if value is None or type(value) in _PLAIN_SCALARS or isinstance(value, torch.Tensor):
+        return value
+    for plain in _PLAIN_SCALARS:
+        if isinstance(value, plain):
+            return plain(value)
     if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)):
+        for key in value:
+            if type(key) not in (str, int):
                 raise CheckpointError(f"{where} has a key of type {type(key).__name__}; use str or int", path)
-            _check_plain(item, f"{where}[{key!r}]", path)
-        return
+        return {key: _check_plain(item, f"{where}[{key!r}]", path) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]", path)
-        return
+        items = [_check_plain(item, f"{where}[{i}]", path) for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
     raise CheckpointError(
         f"{where} holds a {type(value).__name__}, which a safe (weights-only) load cannot read; "
         "store plain values (str, numbers, lists, dicts, tensors)",

@@ -80,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for kind in TRAIN_KINDS:
         _add_training_options(sub.add_parser(kind, help=f"train the {kind} model", epilog=_EPILOG))
-    from training import bench, prepcache_command
+    from training import bench, prepcache_command, release
 
     prepcache_command.add_arguments(sub.add_parser("prepcache", help=prepcache_command.DESCRIPTION, epilog=_EPILOG))
     bench.add_arguments(sub.add_parser("bench", help=bench.DESCRIPTION, epilog=_EPILOG))
+    release.add_arguments(sub.add_parser("release", help=release.DESCRIPTION, epilog=_EPILOG))
     return parser
 
 
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         from training import bench
 
         return bench.run(args)
+    if args.command == "release":
+        from training import release
+
+        return release.run(args)
     from engine.errors import EngineError
     from training.runner import EXIT_BAD_INPUT, run_training
 

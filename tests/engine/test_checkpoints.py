@@ -74,6 +74,24 @@ def test_save_replaces_atomically_and_keeps_old_file_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cls.pt"]
 
 
+def test_subclasses_of_plain_values_are_stored_as_plain_values(tmp_path):
+    # torch.__version__ (a str subclass) and numpy.float64 (a float subclass) would be pickled as their
+    # own classes, which the safe loader refuses: they are stored as str and float
+    import numpy as np
+
+    path = tmp_path / "cls.pt"
+    metadata = {"torch_version": torch.__version__, "auc": np.float64(0.75), "nested": [{"n": np.float64(2.0)}]}
+    save_checkpoint(path, NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 2},
+                    metadata=metadata)
+    loaded = load_checkpoint(path)
+    assert loaded.metadata["torch_version"] == str(torch.__version__)
+    assert type(loaded.metadata["torch_version"]) is str and type(loaded.metadata["auc"]) is float
+    assert loaded.metadata["nested"] == [{"n": 2.0}]
+    with pytest.raises(CheckpointError, match="int64"):
+        save_checkpoint(path, NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 2},
+                        metadata={"count": np.int64(3)})
+
+
 def test_save_refuses_args_that_do_not_rebuild_the_model(tmp_path):
     with pytest.raises(CheckpointShapeError):
         save_checkpoint(tmp_path / "x.pt", NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 4})
