@@ -27,7 +27,7 @@ _DIRECT = (
     "data", "epochs", "batch_size", "val_batch_size", "num_workers", "ratio", "epoch_size", "val_stride",
     "validation_cadence", "finetune", "finetune_depth", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
-    "channels_last", "dice_over", "bce_weight",
+    "channels_last", "dice_over", "bce_weight", "nodule_slices",
 )
 
 
@@ -62,6 +62,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--fn-weight", type=float, help="segmentation: weight of the false-negative Dice term (8)")
     add("--crop-size", type=int, help="segmentation: random training window, pixels (64)")
     add("--dice-over", choices=("sample", "batch"), help="segmentation: soft-Dice sums per sample (the book) or per batch")
+    add("--nodule-slices", choices=("centre", "all"),
+        help="segmentation: train on each nodule's centre slice (the book) or on all its slices (centre)")
     add("--bce-weight", type=float, help="segmentation: weight of an added pixel-wise binary cross-entropy (0)")
     add("--best-metric", help="validation metric selecting best.pt (recall / f1 / auc)")
     add("--cache-dir", help="crop cache folder (default: per-user cache folder of the dataset)")

@@ -58,6 +58,8 @@ class TrainConfig:
         bce_weight: Segmentation: weight of an added pixel-wise binary
             cross-entropy term (0 = the book's loss).
         crop_size: Segmentation: side of the random training window (from 96).
+        nodule_slices: Segmentation: train on each nodule's ``centre`` slice
+            (the book) or on ``all`` its slices that show mask.
         best_metric: Validation metric that picks ``best.pt``.
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
         cache_residency: ``auto``, ``device``, ``memory`` or ``disk``.
@@ -92,6 +94,7 @@ class TrainConfig:
     dice_over: str = "sample"
     bce_weight: float = 0.0
     crop_size: int = 64
+    nodule_slices: str = "centre"
     best_metric: str = "f1"
     cache_dir: str | None = None
     cache_residency: str = "auto"
@@ -113,6 +116,8 @@ class TrainConfig:
             problems.append("ratio and num_workers must not be negative")
         if self.dice_over not in ("sample", "batch"):
             problems.append("dice_over must be 'sample' or 'batch'")
+        if self.nodule_slices not in ("centre", "all"):
+            problems.append("nodule_slices must be 'centre' or 'all'")
         if self.finetune_depth not in (1, 2):
             problems.append("finetune_depth must be 1 or 2")
         if self.kind == "segmentation" and not 8 <= self.crop_size <= 96:

@@ -6,7 +6,10 @@ Two shard kinds, one per series:
   [-1000, 1000]) in the index's candidate order; used by the nodule classifier
   and the malignancy model.
 * ``segmentation`` — a ``(7, 96, 96)`` context crop around every annotated
-  nodule with the centre slice of its ground-truth mask; the same around up to
+  nodule with the centre slice of its ground-truth mask, and the same crop
+  moved to each other slice of the nodule's mask box that shows mask voxels
+  (``--nodule-slices all`` trains on them; the book used the centre slice
+  only); the same around up to
   ``negative_crops`` non-nodule candidates of ``candidates.csv`` (hard
   negatives: vessels, pleura, airway walls; used with ``--ratio``); and every
   slice that holds mask voxels with the context slices it needs (validation
@@ -42,6 +45,8 @@ SEGMENTATION_PARAMS: dict[str, Any] = {
     "mask_start_radius": 2,
     "hu_clip": [-1000, 1000],
     "negative_crops": 32,
+    "nodule_slices": "extent",
+    "max_slice_offset": 10,
 }
 PARAMS = {CLASSIFIER: CLASSIFIER_PARAMS, SEGMENTATION: SEGMENTATION_PARAMS}
 
@@ -133,6 +138,30 @@ def _label_crops(mask: np.ndarray, centers_irc: np.ndarray, shape: tuple[int, in
     return gather_crops(source, centers_irc, shape)[:, shape[0] // 2] > 0
 
 
+def _nodule_slice_centers(hu: np.ndarray, centers: np.ndarray, max_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop centres moved to the other slices of each nodule's mask box.
+
+    Args:
+        hu: The volume.
+        centers: ``(K, 3)`` nodule centres (irc) inside the volume.
+        max_offset: Largest slice offset from the centre.
+
+    Returns:
+        ``(centres (E, 3), nodule number (E,), slice offset (E,))``, offsets ≠ 0.
+    """
+    from engine.masks import nodule_box_radii
+
+    p = SEGMENTATION_PARAMS
+    rows: list[tuple[int, int, int, int, int]] = []
+    for number, center in enumerate(centers):
+        reach = min(nodule_box_radii(hu, center, p["mask_threshold_hu"], p["mask_start_radius"])[0], max_offset)
+        for offset in range(-reach, reach + 1):
+            if offset and 0 <= center[0] + offset < hu.shape[0]:
+                rows.append((center[0] + offset, center[1], center[2], number, offset))
+    table = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
+    return table[:, :3], table[:, 3], table[:, 4]
+
+
 def _segmentation_arrays(hu: np.ndarray, centers_irc: np.ndarray, n_nodules: int) -> dict[str, np.ndarray]:
     from engine.crops import context_indices, gather_crops
     from engine.masks import mask_slice_indices, nodule_mask
@@ -141,21 +170,30 @@ def _segmentation_arrays(hu: np.ndarray, centers_irc: np.ndarray, n_nodules: int
     shape = tuple(p["crop_shape"])
     inside = np.all((centers_irc >= 0) & (centers_irc < np.asarray(hu.shape)), axis=1)
     is_nodule = np.arange(len(centers_irc)) < n_nodules
-    centers, is_nodule = centers_irc[inside], is_nodule[inside]
+    centers, is_nodule = centers_irc[inside].astype(np.int64), is_nodule[inside]
     mask = nodule_mask(hu, centers[is_nodule], p["mask_threshold_hu"], p["mask_start_radius"])
+    # nodule centres first, then the nodules' other slices, then the negative candidates
+    nodules, negatives = centers[is_nodule], centers[~is_nodule]
+    moved, moved_number, moved_offset = _nodule_slice_centers(hu, nodules, p["max_slice_offset"])
+    centers = np.concatenate([nodules, moved, negatives])
+    number = np.concatenate([np.arange(len(nodules)), moved_number, np.full(len(negatives), -1)]).astype(np.int64)
+    offset = np.concatenate([np.zeros(len(nodules)), moved_offset, np.zeros(len(negatives))]).astype(np.int64)
     if len(centers):
         crops = np.clip(gather_crops(hu, centers, shape), -1000, 1000).astype(np.int16)
         labels = _label_crops(mask, centers, shape)
     else:
         crops = np.zeros((0, *shape), np.int16)
         labels = np.zeros((0, *shape[1:]), bool)
+    keep = (offset == 0) | labels.reshape(len(labels), -1).any(axis=1)  # moved crops must show mask
     mask_index = mask_slice_indices(mask)
     slab_index = np.unique(context_indices(mask_index, hu.shape[0], p["context"]))
     return {
-        "crops": crops,
-        "labels": labels,
-        "is_nodule": is_nodule,
-        "center_irc": centers.astype(np.int64),
+        "crops": crops[keep],
+        "labels": labels[keep],
+        "is_nodule": (number >= 0)[keep],
+        "nodule_number": number[keep],
+        "slice_offset": offset[keep],
+        "center_irc": centers[keep],
         "mask_index": mask_index,
         "mask_slices": mask[mask_index],
         "slab_index": slab_index.astype(np.int64),
@@ -195,7 +233,8 @@ def build_series_shards(cache_root: Path, requests: list[ShardRequest]) -> list[
             "params": PARAMS[request.kind],
         }
         if request.kind == SEGMENTATION:
-            meta["nodule_crops"] = int(arrays["is_nodule"].sum())
+            meta["nodule_crops"] = int((arrays["is_nodule"] & (arrays["slice_offset"] == 0)).sum())
+            meta["nodule_slice_crops"] = int((arrays["slice_offset"] != 0).sum())
             meta["negative_crops"] = int((~arrays["is_nodule"]).sum())
             meta["mask_slices"] = int(len(arrays["mask_index"]))
             meta["mask_voxels"] = int(arrays["mask_slices"].sum())

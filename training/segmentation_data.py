@@ -2,7 +2,11 @@
 
 Training samples are ``(7, 96, 96)`` context crops centred on the annotated
 nodules of the training series, with the centre slice of the ground-truth
-mask as label; the random ``64 × 64`` window and the augmentation are cut on
+mask as label — at the nodule's centre slice (the book), or with
+``nodule_slices="all"`` at any slice of the nodule that shows mask (each
+nodule still drawn equally often, then one of its slices at random; a model
+trained on centre slices only learns to flag a nodule on one slice, which the
+grouping's erosion then removes); the random ``64 × 64`` window and the augmentation are cut on
 the training device (:mod:`training.augmentation`). With ``ratio > 0`` that
 many crops centred on non-nodule candidates (vessels, pleura, airway walls —
 the tissue a nodule-centred crop rarely shows) are interleaved per nodule
@@ -73,17 +77,37 @@ class SegmentationData:
         labels: :class:`RowStore` of ``(96, 96)`` bool centre-slice masks.
         is_nodule: ``(len(crops),)`` bool, True for nodule-centred crops (the
             others are centred on non-nodule candidates).
+        nodule_group: ``(len(crops),)`` int64, the nodule a nodule crop shows
+            (unique over the dataset), -1 for the others.
+        slice_offset: ``(len(crops),)`` int64, the crop's slice minus the
+            nodule's centre slice (0 for centre and candidate crops).
         validation: One :class:`ValidationSeries` per validation series with mask.
     """
 
     def __init__(
-        self, crops: RowStore, labels: RowStore, validation: list[ValidationSeries], is_nodule: np.ndarray | None = None
+        self,
+        crops: RowStore,
+        labels: RowStore,
+        validation: list[ValidationSeries],
+        is_nodule: np.ndarray | None = None,
+        nodule_group: np.ndarray | None = None,
+        slice_offset: np.ndarray | None = None,
     ) -> None:
         self.crops = crops
         self.labels = labels
         self.is_nodule = np.ones(len(crops), bool) if is_nodule is None else np.asarray(is_nodule, bool)
+        rows = np.arange(len(crops), dtype=np.int64)
+        self.nodule_group = np.where(self.is_nodule, rows, -1) if nodule_group is None else np.asarray(nodule_group, np.int64)
+        self.slice_offset = np.zeros(len(crops), np.int64) if slice_offset is None else np.asarray(slice_offset, np.int64)
         self.validation = validation
         self.context = int(SEGMENTATION_PARAMS["context"])
+        # the rows of every nodule's slices, grouped: _group_rows[_group_start[g] : + _group_count[g]]
+        nodule_rows = np.flatnonzero(self.is_nodule)
+        order = np.argsort(self.nodule_group[nodule_rows], kind="stable")
+        self._group_rows = nodule_rows[order]
+        self._groups, self._group_start, self._group_count = np.unique(
+            self.nodule_group[self._group_rows], return_index=True, return_counts=True
+        )
 
     @classmethod
     def build(
@@ -109,13 +133,18 @@ class SegmentationData:
         val_requests = plan_shards(index, SEGMENTATION, sorted(val_uids))
         if fill:
             fill_cache(cache, train_requests + val_requests, num_workers, progress)
-        crops, labels, flags = [], [], []
+        crops, labels, flags, groups, offsets = [], [], [], [], []
+        next_group = 0
         for request in train_requests:
             arrays, _ = cache.load(SEGMENTATION, request.uid, request.key)
             if len(arrays["crops"]):
                 crops.append(arrays["crops"])
                 labels.append(arrays["labels"])
                 flags.append(np.asarray(arrays["is_nodule"]))
+                number = np.asarray(arrays["nodule_number"], np.int64)
+                groups.append(np.where(number >= 0, number + next_group, -1))
+                next_group += int(number.max(initial=-1)) + 1
+                offsets.append(np.asarray(arrays["slice_offset"], np.int64))
         if not flags or not np.concatenate(flags).any():
             raise DatasetError("the training series hold no annotated nodule to train segmentation on", index.root)
         validation = []
@@ -134,9 +163,16 @@ class SegmentationData:
                 )
         nbytes = sum(int(c.nbytes) + int(lab.nbytes) for c, lab in zip(crops, labels))
         where = choose_residency(nbytes, device, residency)
-        return cls(RowStore(crops, where, device), RowStore(labels, where, device), validation, np.concatenate(flags))
+        return cls(
+            RowStore(crops, where, device),
+            RowStore(labels, where, device),
+            validation,
+            np.concatenate(flags),
+            np.concatenate(groups),
+            np.concatenate(offsets),
+        )
 
-    def train_epoch(self, epoch: int, seed: int, length: int, ratio: int = 0) -> np.ndarray:
+    def train_epoch(self, epoch: int, seed: int, length: int, ratio: int = 0, nodule_slices: str = "centre") -> np.ndarray:
         """Training crop rows of one epoch.
 
         Args:
@@ -145,18 +181,37 @@ class SegmentationData:
             length: Samples in the epoch.
             ratio: Candidate-centred crops per nodule crop (balanced
                 interleave); 0 = nodule crops only, shuffled and repeated.
+            nodule_slices: ``"centre"`` (the book: each nodule's centre slice)
+                or ``"all"`` (each nodule as often, at a random one of its
+                slices that show mask).
 
         Raises:
             DatasetError: ``ratio > 0`` but the cache holds no candidate crops
                 (the dataset has no ``candidates.csv``).
         """
+        if nodule_slices not in ("centre", "all"):
+            raise ValueError(f"nodule_slices must be 'centre' or 'all', not {nodule_slices!r}")
         rng = sampling.epoch_rng(seed, epoch)
-        nodules, negatives = np.flatnonzero(self.is_nodule), np.flatnonzero(~self.is_nodule)
+        nodules = np.flatnonzero(self.is_nodule & (self.slice_offset == 0))
+        negatives = np.flatnonzero(~self.is_nodule)
         if ratio == 0:
-            return sampling.natural_epoch(nodules, np.ones_like(nodules), length, rng)[0]
-        if len(negatives) == 0:
+            rows = sampling.natural_epoch(nodules, np.ones_like(nodules), length, rng)[0]
+        elif len(negatives) == 0:
             raise DatasetError("--ratio > 0 needs non-nodule candidates (candidates.csv) for segmentation")
-        return sampling.balanced_epoch(nodules, negatives, ratio, length, rng)[0]
+        else:
+            rows = sampling.balanced_epoch(nodules, negatives, ratio, length, rng)[0]
+        if nodule_slices == "all":
+            rows = self._any_slice(rows, sampling.epoch_rng(seed, epoch, stream=3))
+        return rows
+
+    def _any_slice(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``rows`` with every nodule crop replaced by a random crop of the same nodule (any of its slices)."""
+        rows = np.array(rows, dtype=np.int64)
+        chosen = np.flatnonzero(self.is_nodule[rows])
+        slot = np.searchsorted(self._groups, self.nodule_group[rows[chosen]])
+        pick = self._group_start[slot] + (rng.random(len(chosen)) * self._group_count[slot]).astype(np.int64)
+        rows[chosen] = self._group_rows[pick]
+        return rows
 
     def validation_samples(self) -> np.ndarray:
         """Every validation slice as ``(series position, mask-slice position)`` rows, ``(V, 2)`` int64."""

@@ -107,7 +107,8 @@ class SegmentationTask(Task):
 
     # --- data -----------------------------------------------------------------
     def train_samples(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.data.train_epoch(epoch, self.config.seed, self.config.epoch_size, self.config.ratio)
+        c = self.config
+        rows = self.data.train_epoch(epoch, c.seed, c.epoch_size, c.ratio, c.nodule_slices)
         return rows, rows
 
     def read_numpy(self, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,7 +82,8 @@ def test_disk_and_memory_stores_give_the_same_batches(index: LunaIndex, tmp_path
 def test_segmentation_crops_and_labels_come_from_the_ground_truth_mask(index: LunaIndex, tmp_path: Path, tiny_dataset) -> None:
     split = index.split(val_stride=3)
     data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
-    assert data.is_nodule.sum() == sum(len(tiny_dataset.nodules[u]) for u in split.train)
+    centre_crops = data.is_nodule & (data.slice_offset == 0)
+    assert centre_crops.sum() == sum(len(tiny_dataset.nodules[u]) for u in split.train)
     uid = split.train[0]
     ct = load_ct(index.path_for(uid))
     centres = xyz_to_irc(ct.geometry, np.array([a.center_xyz for a in index.annotations_for(uid)]))
@@ -93,6 +94,44 @@ def test_segmentation_crops_and_labels_come_from_the_ground_truth_mask(index: Lu
     assert np.array_equal(data.crops.gather(row)[0].numpy(), first_crop)
     assert np.array_equal(data.labels.gather(row)[0].numpy(), first_label)
     assert first_label.sum() > 10  # the centre slice of a 6–14 mm nodule holds mask
+
+
+def test_segmentation_nodule_slice_crops_show_the_mask_of_their_slice(index: LunaIndex, tmp_path: Path) -> None:
+    split = index.split(val_stride=3)
+    data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
+    uid = split.train[0]
+    ct = load_ct(index.path_for(uid))
+    centres = xyz_to_irc(ct.geometry, np.array([a.center_xyz for a in index.annotations_for(uid)]))
+    mask = nodule_mask(np.asarray(ct.hu), centres)
+    first = data.nodule_group == 0  # the first training series' first nodule
+    offsets = data.slice_offset[first]
+    # the tiny dataset's nodules are 6-14 mm at 2 mm slices: several slices each, contiguous around 0
+    assert len(offsets) >= 3 and 0 in offsets
+    assert sorted(offsets) == list(range(offsets.min(), offsets.max() + 1))
+    for row, offset in zip(np.flatnonzero(first), offsets):
+        moved = centres[:1] + np.array([[offset, 0, 0]])
+        crop = np.clip(gather_crops(ct.hu, moved, (7, 96, 96)), -1000, 1000)[0]
+        label = gather_crops(mask.astype(np.int16), moved, (7, 96, 96))[0, 3] > 0
+        assert np.array_equal(data.crops.gather(np.array([row]))[0].numpy(), crop)
+        assert np.array_equal(data.labels.gather(np.array([row]))[0].numpy(), label) and label.any()
+
+
+def test_segmentation_all_slices_draws_each_nodule_equally_at_any_of_its_slices(index: LunaIndex, tmp_path: Path) -> None:
+    split = index.split(val_stride=3)
+    data = SegmentationData.build(index, split.train, split.val, ShardCache(tmp_path / "s"), CPU, "memory")
+    n_nodules = int((data.is_nodule & (data.slice_offset == 0)).sum())
+    centre = data.train_epoch(1, seed=0, length=30, ratio=2)
+    assert (data.slice_offset[centre] == 0).all()
+    rows = data.train_epoch(1, seed=0, length=30, ratio=2, nodule_slices="all")
+    assert data.is_nodule[rows].tolist() == [True, False, False] * 10  # the interleave is unchanged
+    assert np.array_equal(rows[~data.is_nodule[rows]], centre[~data.is_nodule[centre]])
+    assert np.array_equal(data.nodule_group[rows], data.nodule_group[centre])  # same nodules, other slices
+    rows = data.train_epoch(2, seed=0, length=60 * n_nodules, ratio=0, nodule_slices="all")
+    per_nodule = np.bincount(data.nodule_group[rows])
+    assert len(per_nodule) == n_nodules and per_nodule.min() == per_nodule.max() == 60
+    assert len(np.unique(data.slice_offset[rows])) >= 3
+    with pytest.raises(ValueError, match="nodule_slices"):
+        data.train_epoch(1, seed=0, length=4, nodule_slices="every")
 
 
 def test_segmentation_validation_is_every_mask_slice_of_the_validation_series(index: LunaIndex, tmp_path: Path) -> None:
