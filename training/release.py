@@ -74,6 +74,10 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
                      f" ratio {config.get('ratio')}, optimizer {config.get('optimizer')} (lr {config.get('lr')}),"
                      f" precision {config.get('precision')}, device {metadata.get('device', config.get('device'))}")
         lines.append(f"- augmentation: {json.dumps(config.get('augment'))}")
+        if kind == "segmentation":
+            lines.append(f"- loss: soft Dice over each {config.get('dice_over', 'sample')} + {config.get('fn_weight')} ×"
+                         f" false-negative Dice + {config.get('bce_weight', 0)} × BCE; nodule slices:"
+                         f" {config.get('nodule_slices', 'centre')}")
         if config.get("finetune"):
             lines.append(f"- fine-tuned from `{config['finetune']}` ({metadata.get('source_id', '?')}),"
                          f" trained layers: {', '.join(metadata.get('trained_children') or []) or '?'}")

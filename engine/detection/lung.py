@@ -12,6 +12,12 @@ CT) and errs towards segmenting more:
    not soft tissue, fat or bone.
 3. A 2D opening with a 3×3-block square removes the one- or two-block rims where
    air meets the body (their means fall in the lung range by partial volume).
+   Lung must lie inside the body: per slice, the blocks denser than -400 HU
+   (skin, muscle, bone) with their holes filled. That leaves out the scanner
+   table's foam and other air-like material outside the patient. A slice whose
+   body outline is open (cut by the field of view) would lose its lungs this
+   way; there the test keeps every lung-like block (it never removes more than
+   half of a slice's lung-like area).
 4. A slice holds lung when at least ``min_area_mm2`` (1 cm²) stays; the slices
    from the first to the last such slice, widened by ``z_margin_mm`` (5 mm),
    are segmented.
@@ -146,6 +152,7 @@ def find_lung_region(
     means = block_means(hu)
     lungish = (means > LUNG_HU_RANGE[0]) & (means < LUNG_HU_RANGE[1])
     lungish = ndimage.binary_opening(lungish, structure=np.ones((1, 3, 3), dtype=bool))
+    lungish = inside_body(lungish, means >= LUNG_HU_RANGE[1])
     block_area = BLOCK * spacing_irc[1] * BLOCK * spacing_irc[2]
     area = lungish.sum(axis=(1, 2)) * block_area
     lung_slices = np.flatnonzero(area >= min_area_mm2)
@@ -189,6 +196,26 @@ def find_lung_region(
         axis=1,
     )
     return LungRegion(slices=slices, windows=windows, found=True)
+
+
+def inside_body(lungish: np.ndarray, dense: np.ndarray, keep_fraction: float = 0.5) -> np.ndarray:
+    """Lung-like blocks enclosed by the body, slice by slice.
+
+    Args:
+        lungish: ``(I, R, C)`` bool lung-like blocks.
+        dense: ``(I, R, C)`` bool blocks denser than lung (body wall, bone, the table's shell).
+        keep_fraction: A slice whose enclosed lung-like area is below this
+            fraction of its lung-like area keeps all of it (its body outline is open).
+
+    Returns:
+        ``(I, R, C)`` bool.
+    """
+    out = lungish.copy()
+    for k in np.flatnonzero(lungish.any(axis=(1, 2))):
+        enclosed = lungish[k] & ndimage.binary_fill_holes(dense[k])
+        if enclosed.sum() >= keep_fraction * lungish[k].sum():
+            out[k] = enclosed
+    return out
 
 
 def _windows(lo: np.ndarray, hi: np.ndarray, size: int, margin: int, align: int) -> tuple[np.ndarray, np.ndarray]:

@@ -81,3 +81,23 @@ def test_windows_follow_the_lungs_slice_by_slice_and_fill_gaps():
     rows, cols = region.batch_window(0, region.slices.size)
     assert (rows, cols) == (region.rows, region.cols) == (slice(12, 108), slice(20, 120))
     assert region.voxel_count() < region.slices.size * 96 * 100
+
+
+def test_air_like_material_outside_the_body_is_not_lung():
+    """A foam table (-700 HU) under the patient does not widen the window; an open body outline keeps its lungs."""
+    hu = np.full((8, 128, 128), -1000, np.int16)
+    hu[:, 16:96, 16:112] = 40  # body
+    hu[:, 28:84, 28:60] = -850  # right lung
+    hu[:, 28:84, 68:100] = -850  # left lung
+    hu[:, 104:120, 8:120] = -700  # table foam below the body, in the lung HU range
+    hu[:, 102:104, 8:120] = 200  # its shell
+    region = find_lung_region(hu, (2.0, 0.7, 0.7), margin_px=8)
+    assert region.found
+    assert region.rows.stop <= 84 + 8 + 4, "the table is left out"
+    assert region.rows.start <= 28 - 8 + 4 and region.cols.stop >= 100 + 8 - 4
+    # the body outline cut open by the edge of the field of view: the lungs are kept
+    open_body = hu.copy()
+    open_body[:, 40:60, 100:] = -850  # the left lung runs out of the body to the image edge
+    open_body[:, 104:120] = -1000
+    region = find_lung_region(open_body, (2.0, 0.7, 0.7), margin_px=8)
+    assert region.found and region.cols.stop == 128 and region.rows.start <= 28 - 8 + 4

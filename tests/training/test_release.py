@@ -83,3 +83,13 @@ def test_release_command_line(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
     assert training_main(["release", str(source), "--out", str(out), "--notes", str(tmp_path / "none.md")]) == 2
     assert "none.md" in capsys.readouterr().err
+
+
+def test_segmentation_card_names_the_loss_and_the_nodule_slices():
+    from training.release import card_text
+
+    metadata = {"config": {"data": "/d", "dice_over": "batch", "fn_weight": 2.0, "bce_weight": 4.0,
+                           "nodule_slices": "all", "augment": {}}}
+    text = card_text("segmentation", "ab" * 32, "segmentation.pt", metadata)
+    assert "soft Dice over each batch + 2.0 × false-negative Dice + 4.0 × BCE; nodule slices: all" in text
+    assert "nodule slices" not in card_text("classifier", "ab" * 32, "classifier.pt", metadata)
