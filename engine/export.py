@@ -57,7 +57,9 @@ def write_luna_csv(rows: Iterable[Sequence[Any]], path: str | Path) -> Path:
         writer.writerow(LUNA_COLUMNS)
         for row in rows:
             uid, x, y, z, p = row
-            writer.writerow([uid, f"{float(x):.4f}", f"{float(y):.4f}", f"{float(z):.4f}", f"{float(p):.6g}"])
+            # the probability exactly (repr reads back as the same float): rounding would create ties
+            # among the many candidates near 1.0 and change the FROC ranking
+            writer.writerow([uid, f"{float(x):.4f}", f"{float(y):.4f}", f"{float(z):.4f}", repr(float(p))])
 
     _atomic_text(path, write)
     return path

@@ -39,6 +39,10 @@ def test_luna_csv_rows_sorted_and_capped(tmp_path):
     assert table[0] == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
     assert table[1] == ["1.2.3", "-13.6250", "23.6000", "-289.0000", "0.85"]
     assert [p.name for p in path.parent.iterdir()] == ["submission.csv"]
+    # probabilities are written exactly: two marks 6e-8 apart near 1.0 stay ordered, not tied
+    close = [("1.2.3", 0, 0, 0, 0.99999994), ("1.2.3", 0, 0, 0, 0.9999999)]
+    table = list(csv.reader(write_luna_csv(close, tmp_path / "close.csv").open()))
+    assert [float(r[4]) for r in table[1:]] == [0.99999994, 0.9999999]
 
 
 def test_findings_json(tmp_path):
