@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 DESCRIPTION = "copy a run's checkpoint without optimizer state (for shipping) and write its model card"
-DISCLAIMER = "Not for clinical use."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,18 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("segmentation", "classifier", "malignancy"),
                         help="refuse the checkpoint unless it holds this kind of model")
     parser.add_argument("--notes", help="a Markdown file appended to the card (data description, evaluation, caveats)")
-
-
-def _launch_commands(run_dir: str | None) -> list[str]:
-    """The recorded command lines of the run the checkpoint came from, if its folder is still there."""
-    if not run_dir:
-        return []
-    try:
-        record = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    launches = record.get("launches") or [record]
-    return [shlex.join(str(a) for a in launch.get("argv") or []) for launch in launches if launch.get("argv")]
 
 
 def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any], notes: str = "") -> str:
@@ -55,7 +41,8 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
         metadata: The checkpoint's metadata (the trainer's, see ``training.loop``).
         notes: Markdown appended at the end.
     """
-    from training.model_card import metrics_table
+    from training.model_card import DISCLAIMER, launch_commands, metrics_table
+    from training.runs import RunPaths
 
     config = metadata.get("config") or {}
     loop_state = metadata.get("loop_state") or {}
@@ -83,7 +70,7 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
                          f" trained layers: {', '.join(metadata.get('trained_children') or []) or '?'}")
     if metadata.get("torch_version"):
         lines.append(f"- torch {metadata['torch_version']}, saved {metadata.get('saved_at', '?')}")
-    commands = _launch_commands(config.get("run_dir"))
+    commands = launch_commands(RunPaths(Path(config["run_dir"]))) if config.get("run_dir") else []
     if commands:
         lines += ["", "Training command (then each resume):" if len(commands) > 1 else "Training command:", "",
                   "```", *commands, "```"]
