@@ -256,7 +256,14 @@ class LunaIndex:
         self.has_malignancy = has_malignancy
 
     @classmethod
-    def open(cls, root: str | Path, *, require_candidates: bool = False, read_candidates: bool = True) -> "LunaIndex":
+    def open(
+        cls,
+        root: str | Path,
+        *,
+        require_candidates: bool = False,
+        read_candidates: bool = True,
+        candidates: str | Path | None = None,
+    ) -> "LunaIndex":
         """Index a LUNA16-format folder.
 
         Args:
@@ -264,6 +271,9 @@ class LunaIndex:
             require_candidates: Refuse a folder without ``candidates.csv``.
             read_candidates: Read the negatives of ``candidates.csv`` (real LUNA16:
                 ~551k rows). Evaluation needs only the annotations and passes False.
+            candidates: Another candidates CSV to read instead of
+                ``root/candidates.csv`` (e.g. LUNA16's ``candidates_V2.csv``, or one
+                with mined hard negatives); it must exist.
 
         Raises:
             DatasetError: not a folder, no series on disk, no annotation file, or
@@ -290,7 +300,9 @@ class LunaIndex:
         annotations = [a for a in annotations if a.series_uid in on_disk]
         excl_path = root / "annotations_excluded.csv"
         excluded = [a for a in read_annotations(excl_path) if a.series_uid in on_disk] if excl_path.exists() else []
-        cand_path = root / "candidates.csv"
+        cand_path = root / "candidates.csv" if candidates is None else Path(candidates)
+        if candidates is not None and not cand_path.is_file():
+            raise DatasetError("does not exist (the candidates file given)", cand_path)
         if require_candidates and not cand_path.exists():
             raise DatasetError("has no candidates.csv (needed to train the classifiers)", root)
         nodules = [

@@ -27,7 +27,7 @@ _DIRECT = (
     "data", "epochs", "batch_size", "val_batch_size", "num_workers", "ratio", "epoch_size", "val_stride",
     "validation_cadence", "finetune", "finetune_depth", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
-    "channels_last", "dice_over", "bce_weight", "nodule_slices",
+    "channels_last", "dice_over", "bce_weight", "nodule_slices", "candidates",
 )
 
 
@@ -64,6 +64,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--dice-over", choices=("sample", "batch"), help="segmentation: soft-Dice sums per sample (the book) or per batch")
     add("--nodule-slices", choices=("centre", "all"),
         help="segmentation: train on each nodule's centre slice (the book) or on all its slices (centre)")
+    add("--candidates", metavar="CSV",
+        help="candidates CSV instead of DATA/candidates.csv (e.g. candidates_V2.csv, or mined hard negatives)")
     add("--bce-weight", type=float, help="segmentation: weight of an added pixel-wise binary cross-entropy (0)")
     add("--best-metric", help="validation metric selecting best.pt (recall / f1 / auc)")
     add("--cache-dir", help="crop cache folder (default: per-user cache folder of the dataset)")
@@ -82,11 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for kind in TRAIN_KINDS:
         _add_training_options(sub.add_parser(kind, help=f"train the {kind} model", epilog=_EPILOG))
-    from training import bench, prepcache_command, release
+    from training import bench, mine, prepcache_command, release
 
     prepcache_command.add_arguments(sub.add_parser("prepcache", help=prepcache_command.DESCRIPTION, epilog=_EPILOG))
     bench.add_arguments(sub.add_parser("bench", help=bench.DESCRIPTION, epilog=_EPILOG))
     release.add_arguments(sub.add_parser("release", help=release.DESCRIPTION, epilog=_EPILOG))
+    mine.add_arguments(sub.add_parser("mine-negatives", help=mine.DESCRIPTION, epilog=_EPILOG))
     return parser
 
 
@@ -144,6 +147,8 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
     run_name = args.run_name or run_dir.name
     values = {**kind_defaults(kind, fine_tuning=bool(explicit.get("finetune"))), **explicit}
     values["data"] = str(Path(values["data"]).resolve())
+    if values.get("candidates"):
+        values["candidates"] = str(Path(values["candidates"]).resolve())
     if values.get("finetune"):
         values["finetune"] = str(Path(values["finetune"]).resolve())
     augment = _augment(kind, args, AugmentConfig())
@@ -166,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         from training import release
 
         return release.run(args)
+    if args.command == "mine-negatives":
+        from training import mine
+
+        return mine.run(args)
     from engine.errors import EngineError
     from training.runner import EXIT_BAD_INPUT, run_training
 

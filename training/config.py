@@ -60,6 +60,7 @@ class TrainConfig:
         crop_size: Segmentation: side of the random training window (from 96).
         nodule_slices: Segmentation: train on each nodule's ``centre`` slice
             (the book) or on ``all`` its slices that show mask.
+        candidates: Candidates CSV to use instead of ``data/candidates.csv``.
         best_metric: Validation metric that picks ``best.pt``.
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
         cache_residency: ``auto``, ``device``, ``memory`` or ``disk``.
@@ -95,6 +96,7 @@ class TrainConfig:
     bce_weight: float = 0.0
     crop_size: int = 64
     nodule_slices: str = "centre"
+    candidates: str | None = None
     best_metric: str = "f1"
     cache_dir: str | None = None
     cache_residency: str = "auto"

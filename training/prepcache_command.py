@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="LUNA16-format dataset folder")
     parser.add_argument("--kind", choices=("all", "classifier", "segmentation"), default="all", help="which crops (all)")
     parser.add_argument("--num-workers", type=int, default=0, help="worker processes loading series in parallel (0)")
+    parser.add_argument("--candidates", help="candidates CSV instead of DATA/candidates.csv")
     parser.add_argument("--cache-dir", help="cache folder (default: per-user cache folder of the dataset)")
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     kinds = CACHE_KINDS if args.kind == "all" else (args.kind,)
     try:
-        index = LunaIndex.open(args.data, require_candidates=CLASSIFIER in kinds)
+        index = LunaIndex.open(args.data, require_candidates=CLASSIFIER in kinds, candidates=args.candidates)
         root = Path(args.cache_dir) if args.cache_dir else default_cache_root(Path(args.data))
         cache = ShardCache(root)
         requests = [r for kind in kinds for r in plan_shards(index, kind, index.series_uids)]

@@ -1,0 +1,194 @@
+"""``python -m training mine-negatives``: the detector's own false positives as classifier negatives.
+
+The nodule classifier learns from ``candidates.csv``, whose negatives come
+from another candidate detector. At inference it sees the segmentation's
+candidates instead (airway walls, vessel branchings, the table, fragments of
+tissue), which it never saw in training. This command runs the detector over
+the training series, keeps per series the ``per_series`` highest-scoring
+candidates that lie on no annotated nodule and on no excluded finding, and
+writes a candidates CSV: the original rows (or a seeded fraction of the
+original negatives) plus those hard negatives as class 0. Train with it via
+``python -m training classifier --candidates FILE``.
+
+Validation series are left alone by default, so validation keeps measuring
+the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+DESCRIPTION = "run the detector over the training series and write its false positives as extra classifier negatives"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options."""
+    parser.add_argument("--data", required=True, help="LUNA16-format dataset folder")
+    parser.add_argument("--out", required=True, help="candidates CSV to write (e.g. DATA/candidates_mined.csv)")
+    parser.add_argument("--candidates", help="candidates CSV to start from (default DATA/candidates.csv)")
+    parser.add_argument("--per-series", type=int, default=100, help="hard negatives kept per series (100)")
+    parser.add_argument("--keep-negatives", type=float, default=1.0,
+                        help="fraction of the original negative rows kept, chosen with --seed (1 = all)")
+    parser.add_argument("--split", choices=("train", "all"), default="train",
+                        help="mine the training series only (default) or every series")
+    parser.add_argument("--val-stride", type=int, default=10, help="validation stride of the split (10)")
+    parser.add_argument("--max-series", type=int, help="mine only the first N series of the split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --keep-negatives (0)")
+    parser.add_argument("--seg", help="segmentation checkpoint (default: the demo weights)")
+    parser.add_argument("--cls", help="nodule classifier checkpoint (default: the demo weights)")
+    parser.add_argument("--mal", help="malignancy checkpoint (default: the demo weights)")
+    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
+
+
+def hard_negatives(
+    center_xyz: np.ndarray,
+    p_nodule: np.ndarray,
+    avoid_xyz: np.ndarray,
+    avoid_radius_mm: np.ndarray,
+    per_series: int,
+) -> np.ndarray:
+    """The highest-scoring detections outside every avoided sphere.
+
+    Args:
+        center_xyz: ``(N, 3)`` detection centres, LPS mm.
+        p_nodule: ``(N,)`` their nodule probabilities.
+        avoid_xyz: ``(M, 3)`` centres of nodules and excluded findings.
+        avoid_radius_mm: ``(M,)`` radius around each that no negative may fall in.
+        per_series: How many to keep at most.
+
+    Returns:
+        ``(K, 3)`` centres, highest ``p_nodule`` first (ties: detection order), K ≤ per_series.
+    """
+    center_xyz = np.asarray(center_xyz, np.float64).reshape(-1, 3)
+    avoid_xyz = np.asarray(avoid_xyz, np.float64).reshape(-1, 3)
+    free = np.ones(len(center_xyz), bool)
+    if len(avoid_xyz) and len(center_xyz):
+        distance = np.linalg.norm(center_xyz[:, None, :] - avoid_xyz[None, :, :], axis=2)
+        free = np.all(distance >= np.asarray(avoid_radius_mm, np.float64)[None, :], axis=1)
+    order = np.argsort(-np.asarray(p_nodule, np.float64)[free], kind="stable")
+    return center_xyz[free][order[: max(per_series, 0)]]
+
+
+def avoid_spheres(nodules: Sequence[Any], excluded: Sequence[Any], unknown_mm: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and radii no negative may fall in: one diameter (at least 5 mm) around each
+    nodule, so crops showing most of a nodule are never labelled negative, and around each
+    excluded finding (``unknown_mm`` when it has no diameter)."""
+    centres, radii = [], []
+    for a in nodules:
+        centres.append(a.center_xyz)
+        radii.append(max(float(a.diameter_mm), 5.0))
+    for a in excluded:
+        centres.append(a.center_xyz)
+        radii.append(float(a.diameter_mm) if a.diameter_mm > 0 else unknown_mm)
+    return np.asarray(centres, np.float64).reshape(-1, 3), np.asarray(radii, np.float64)
+
+
+def write_candidates(
+    source: Path,
+    mined: Mapping[str, np.ndarray],
+    out: Path,
+    keep_negatives: float = 1.0,
+    seed: int = 0,
+) -> tuple[int, int]:
+    """Copy ``source`` (class-1 rows always, class-0 rows with probability ``keep_negatives``)
+    and append the mined centres as class 0; written atomically.
+
+    Returns:
+        ``(original rows kept, mined rows added)``.
+    """
+    from engine.luna import CANDIDATE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    kept = added = 0
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle, source.open(newline="", encoding="utf-8") as src:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(CANDIDATE_COLUMNS)
+            for row in csv.DictReader(src):
+                is_negative = row["class"].strip() in ("0", "0.0")
+                if is_negative and keep_negatives < 1.0 and rng.random() >= keep_negatives:
+                    continue
+                writer.writerow([row[c] for c in CANDIDATE_COLUMNS])
+                kept += 1
+            for uid, centres in mined.items():
+                for x, y, z in np.asarray(centres, np.float64).reshape(-1, 3):
+                    writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), 0])
+                    added += 1
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return kept, added
+
+
+def mine(
+    index: Any,
+    uids: Iterable[str],
+    detect: Callable[[Any], Any],
+    per_series: int,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Detect in each series and keep its hard negatives.
+
+    Args:
+        index: A :class:`engine.luna.LunaIndex`.
+        uids: Series to mine.
+        detect: ``detect(ct) -> DetectionResult`` (e.g. ``Detector.detect``).
+        per_series: Hard negatives kept per series.
+        progress: Called as ``progress(done, total, uid)`` after each series.
+
+    Returns:
+        uid → ``(K, 3)`` centres (LPS mm).
+    """
+    from engine.ct import load_ct
+
+    uids = list(uids)
+    mined: dict[str, np.ndarray] = {}
+    for done, uid in enumerate(uids, start=1):
+        result = detect(load_ct(index.path_for(uid)))
+        xyz = np.asarray([c.center_xyz for c in result.candidates], np.float64).reshape(-1, 3)
+        p = np.asarray([c.p_nodule for c in result.candidates], np.float64)
+        avoid, radii = avoid_spheres(index.annotations_for(uid), index.excluded_for(uid))
+        mined[uid] = hard_negatives(xyz, p, avoid, radii, per_series)
+        if progress is not None:
+            progress(done, len(uids), uid)
+    return mined
+
+
+def run(args: argparse.Namespace) -> int:
+    """Mine and write; exit status 0, or 2 on a dataset or checkpoint error."""
+    from engine.commands.evaluate import build_detector
+    from engine.commands.progress import ProgressBar
+    from engine.errors import EngineError
+    from engine.luna import LunaIndex
+
+    try:
+        if not 0.0 <= args.keep_negatives <= 1.0:
+            raise ValueError("--keep-negatives must be between 0 and 1")
+        index = LunaIndex.open(args.data, require_candidates=True, candidates=args.candidates)
+        split = index.split(args.val_stride)
+        uids = list(split.train if args.split == "train" else index.series_uids)[: args.max_series]
+        detector, _, _ = build_detector(args)
+        bar = ProgressBar("mine ")
+        bar(0.0, f"0/{len(uids)} series")
+        mined = mine(index, uids, detector.detect, args.per_series,
+                     lambda done, total, uid: bar(done / max(total, 1), f"{done}/{total} series"))
+        bar.close()
+        source = Path(args.candidates) if args.candidates else Path(args.data) / "candidates.csv"
+        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed)
+    except (EngineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(mined)} series mined: {added} hard negatives added to {kept} original rows -> {args.out}")
+    print(f"train with: python -m training classifier --data {args.data} --candidates {args.out} ...")
+    return 0
