@@ -7,7 +7,7 @@ tissue), which it never saw in training. This command runs the detector over
 the training series, keeps per series the ``per_series`` highest-scoring
 candidates that lie on no annotated nodule and on no excluded finding, and
 writes a candidates CSV: the original rows (or a seeded fraction of the
-original negatives) plus those hard negatives as class 0. Train with it via
+training series' original negatives) plus those hard negatives as class 0. Train with it via
 ``python -m training classifier --candidates FILE``.
 
 Validation series are left alone by default, so validation keeps measuring
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", help="candidates CSV to start from (default DATA/candidates.csv)")
     parser.add_argument("--per-series", type=int, default=100, help="hard negatives kept per series (100)")
     parser.add_argument("--keep-negatives", type=float, default=1.0,
-                        help="fraction of the original negative rows kept, chosen with --seed (1 = all)")
+                        help="fraction of the training series' original negative rows kept, chosen with --seed"
+                             " (1 = all; validation series keep all theirs)")
     parser.add_argument("--split", choices=("train", "all"), default="train",
                         help="mine the training series only (default) or every series")
     parser.add_argument("--val-stride", type=int, default=10, help="validation stride of the split (10)")
@@ -97,9 +98,15 @@ def write_candidates(
     out: Path,
     keep_negatives: float = 1.0,
     seed: int = 0,
+    thin_series: set[str] | None = None,
 ) -> tuple[int, int]:
     """Copy ``source`` (class-1 rows always, class-0 rows with probability ``keep_negatives``)
     and append the mined centres as class 0; written atomically.
+
+    Args:
+        thin_series: The series whose negatives ``keep_negatives`` thins (the
+            training series); ``None`` thins every series. Validation series
+            keep all their rows, so validation measures the same thing as before.
 
     Returns:
         ``(original rows kept, mined rows added)``.
@@ -116,7 +123,8 @@ def write_candidates(
             writer.writerow(CANDIDATE_COLUMNS)
             for row in csv.DictReader(src):
                 is_negative = row["class"].strip() in ("0", "0.0")
-                if is_negative and keep_negatives < 1.0 and rng.random() >= keep_negatives:
+                thinned = thin_series is None or row["seriesuid"].strip() in thin_series
+                if is_negative and thinned and keep_negatives < 1.0 and rng.random() >= keep_negatives:
                     continue
                 writer.writerow([row[c] for c in CANDIDATE_COLUMNS])
                 kept += 1
@@ -185,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                      lambda done, total, uid: bar(done / max(total, 1), f"{done}/{total} series"))
         bar.close()
         source = Path(args.candidates) if args.candidates else Path(args.data) / "candidates.csv"
-        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed)
+        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed, set(split.train))
     except (EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

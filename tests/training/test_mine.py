@@ -58,6 +58,9 @@ def test_write_candidates_keeps_positives_samples_negatives_and_appends(tmp_path
     again, _ = write_candidates(source, mined, tmp_path / "again.csv", keep_negatives=0.25, seed=3)
     assert again == kept and list(csv.reader((tmp_path / "again.csv").open())) == table
     assert sorted(p.name for p in out.parent.iterdir()) == ["mined.csv"]
+    # only the named (training) series are thinned
+    kept, _ = write_candidates(source, mined, out, keep_negatives=0.25, seed=3, thin_series={"b"})
+    assert kept == 201
 
 
 @dataclass
