@@ -61,7 +61,7 @@ def write_luna_csv(rows: Iterable[Sequence[Any]], path: str | Path) -> Path:
             # among the many candidates near 1.0 and change the FROC ranking
             writer.writerow([uid, f"{float(x):.4f}", f"{float(y):.4f}", f"{float(z):.4f}", repr(float(p))])
 
-    _atomic_text(path, write)
+    atomic_text(path, write)
     return path
 
 
@@ -135,11 +135,13 @@ def write_findings_json(result: DetectionResult, path: str | Path, **options: An
     """Write :func:`findings_to_json` of ``result`` to ``path`` (options as there)."""
     path = Path(path)
     payload = findings_to_json(result, **options)
-    _atomic_text(path, lambda stream: json.dump(payload, stream, indent=1, allow_nan=True))
+    atomic_text(path, lambda stream: json.dump(payload, stream, indent=1, allow_nan=True))
     return path
 
 
-def _atomic_text(path: Path, write) -> None:
+def atomic_text(path: Path, write) -> None:
+    """Write a text file atomically: ``write(stream)`` fills a temporary file next to ``path``,
+    which then replaces it (folder created if missing; nothing left behind on an error)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

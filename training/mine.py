@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -111,32 +109,30 @@ def write_candidates(
     Returns:
         ``(original rows kept, mined rows added)``.
     """
+    from engine.export import atomic_text
     from engine.luna import CANDIDATE_COLUMNS
 
     rng = np.random.default_rng(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    kept = added = 0
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle, source.open(newline="", encoding="utf-8") as src:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(CANDIDATE_COLUMNS)
+    counts = {"kept": 0, "added": 0}
+
+    def write(handle) -> None:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CANDIDATE_COLUMNS)
+        with source.open(newline="", encoding="utf-8") as src:
             for row in csv.DictReader(src):
                 is_negative = row["class"].strip() in ("0", "0.0")
                 thinned = thin_series is None or row["seriesuid"].strip() in thin_series
                 if is_negative and thinned and keep_negatives < 1.0 and rng.random() >= keep_negatives:
                     continue
                 writer.writerow([row[c] for c in CANDIDATE_COLUMNS])
-                kept += 1
-            for uid, centres in mined.items():
-                for x, y, z in np.asarray(centres, np.float64).reshape(-1, 3):
-                    writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), 0])
-                    added += 1
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return kept, added
+                counts["kept"] += 1
+        for uid, centres in mined.items():
+            for x, y, z in np.asarray(centres, np.float64).reshape(-1, 3):
+                writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), 0])
+                counts["added"] += 1
+
+    atomic_text(out, write)
+    return counts["kept"], counts["added"]
 
 
 def mine(
