@@ -22,12 +22,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from engine.ct import CtVolume
 from engine.errors import DatasetError
+from engine.phantom.distributions import KINDS
 from engine.phantom.series import generate_series
 from engine.phantom.truth import PhantomTruth
 
@@ -65,6 +66,55 @@ class DatasetSummary:
     n_candidates: int
     n_positive_candidates: int
     n_excluded: int
+
+
+@dataclass(frozen=True)
+class NoduleMix:
+    """Nodules forced into every series, to enrich a training set in rare kinds.
+
+    Each series gets ``per_series`` nodules; their kinds cycle through
+    ``kinds`` (continuing from series to series); diameters are drawn
+    log-uniformly from ``diameter_mm`` with a generator seeded by the series
+    seed (or from the real LUNA16 histogram when ``diameter_mm`` is ``None``).
+    Margin, position and readers' ratings are drawn as usual.
+
+    Args:
+        kinds: Nodule kinds, each one of ``solid``, ``part-solid``, ``ground-glass``.
+        per_series: Nodules per series, ≥ 1.
+        diameter_mm: ``(low, high)`` diameter range in mm (3–32), or ``None``.
+
+    Raises:
+        ValueError: unknown kind, empty kinds, bad count or range.
+    """
+
+    kinds: tuple[str, ...]
+    per_series: int = 2
+    diameter_mm: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            raise ValueError("a nodule mix needs at least one kind")
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown nodule kind(s) {', '.join(unknown)}; allowed: {', '.join(KINDS)}")
+        if self.per_series < 1:
+            raise ValueError(f"nodules per series must be at least 1, got {self.per_series}")
+        if self.diameter_mm is not None:
+            low, high = self.diameter_mm
+            if not 3.0 <= low <= high <= 32.0:
+                raise ValueError(f"nodule diameters must satisfy 3 <= low <= high <= 32 mm, got {low}-{high}")
+
+    def requests(self, index: int, series_seed: int) -> list[dict[str, Any]]:
+        """The nodule overrides of the ``index``-th series (phantom seed ``series_seed``)."""
+        rng = np.random.default_rng([int(series_seed), 0x0D1E])
+        out: list[dict[str, Any]] = []
+        for j in range(self.per_series):
+            request: dict[str, Any] = {"kind": self.kinds[(index * self.per_series + j) % len(self.kinds)]}
+            if self.diameter_mm is not None:
+                low, high = np.log(self.diameter_mm)
+                request["diameter_mm"] = round(float(np.exp(rng.uniform(low, high))), 2)
+            out.append(request)
+        return out
 
 
 def series_seeds(seed: int, n_series: int) -> list[int]:
@@ -123,8 +173,24 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
-def write_csvs(root: Path, truths: list[PhantomTruth]) -> None:
-    """Write the five CSV files of a dataset from the series' truths (atomically, each)."""
+def _existing_rows(path: Path, header: bool, drop_uids: set[str]) -> list[list[str]]:
+    """Rows of an existing dataset CSV whose series is not in ``drop_uids`` (none when it is missing)."""
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.reader(handle) if r]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read it to append to the dataset ({exc})", path) from None
+    return [r for r in rows[1 if header else 0:] if r[0] not in drop_uids]
+
+
+def write_csvs(root: Path, truths: list[PhantomTruth], append: bool = False) -> None:
+    """Write the five CSV files of a dataset from the series' truths (atomically, each).
+
+    With ``append`` the rows of the folder's existing CSV files are kept,
+    except those of the series being written, which are replaced.
+    """
     ann, mal, excl, cand = [], [], [], []
     for t in truths:
         for n in t.nodules:
@@ -138,15 +204,30 @@ def write_csvs(root: Path, truths: list[PhantomTruth]) -> None:
             excl.append([t.series_uid, *[_num(v) for v in f.center_xyz], _num(f.diameter_mm)])
         for c in t.candidates:
             cand.append([t.series_uid, *[_num(v) for v in c.center_xyz], c.label])
-    _write_csv(root / "annotations.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), ann)
-    _write_csv(root / "annotations_with_malignancy.csv", MALIGNANCY_HEADER, mal)
-    _write_csv(root / "annotations_excluded.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), excl)
-    _write_csv(root / "candidates.csv", ("seriesuid", "coordX", "coordY", "coordZ", "class"), cand)
-    _write_csv(root / "seriesuids.csv", None, [[t.series_uid] for t in truths])
+    uids = [[t.series_uid] for t in truths]
+    new = {t.series_uid for t in truths}
+    files: list[tuple[str, tuple[str, ...] | None, list[list[Any]]]] = [
+        ("annotations.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), ann),
+        ("annotations_with_malignancy.csv", MALIGNANCY_HEADER, mal),
+        ("annotations_excluded.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), excl),
+        ("candidates.csv", ("seriesuid", "coordX", "coordY", "coordZ", "class"), cand),
+        ("seriesuids.csv", None, uids),
+    ]
+    if append:  # read everything first, so that a bad file leaves the dataset as it was
+        kept = [_existing_rows(root / name, header is not None, new) for name, header, _ in files]
+        files = [(name, header, old + rows) for (name, header, rows), old in zip(files, kept)]
+    for name, header, rows in files:
+        _write_csv(root / name, header, rows)
 
 
 def write_seeds(
-    out_dir: str | Path, seeds: list[int], preset: str = "standard", progress: Progress | None = None
+    out_dir: str | Path,
+    seeds: list[int],
+    preset: str = "standard",
+    progress: Progress | None = None,
+    *,
+    mix: NoduleMix | None = None,
+    append: bool = False,
 ) -> DatasetSummary:
     """Write the phantom series of the given seeds as a LUNA16-format dataset.
 
@@ -156,6 +237,10 @@ def write_seeds(
         seeds: One phantom seed per series.
         preset: ``"standard"`` or ``"small"``.
         progress: ``progress(fraction, text)`` callable.
+        mix: Nodules to force into every series (default: drawn as in LUNA16).
+        append: Add the series to the dataset already in ``out_dir``: its
+            CSV rows are kept and the new series are spread over its
+            ``subset*`` folders after the ones it has.
 
     Returns:
         A :class:`DatasetSummary`.
@@ -171,7 +256,12 @@ def write_seeds(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"cannot create the dataset folder ({exc.strerror})", root) from None
-    n_subsets = min(MAX_SUBSETS, len(seeds))
+    n_subsets, offset = min(MAX_SUBSETS, len(seeds)), 0
+    if append:
+        existing = sorted(p for p in root.glob("subset*") if p.is_dir())
+        if existing:
+            n_subsets = len(existing)
+            offset = len(_existing_rows(root / "seriesuids.csv", False, set()))
     truths: list[PhantomTruth] = []
     report = progress or (lambda fraction, text: None)
     total = len(seeds)
@@ -181,14 +271,15 @@ def write_seeds(
         def inner(fraction: float, text: str, i: int = i, label: str = label) -> None:
             report((i + 0.95 * fraction) / total, f"{label}: {text}")
 
-        ct, truth = generate_series(seed, preset, progress=inner)
+        overrides = {"nodules": mix.requests(i, seed)} if mix is not None else {}
+        ct, truth = generate_series(seed, preset, progress=inner, **overrides)
         report((i + 0.95) / total, f"{label}: writing")
-        write_mhd(ct, root / f"subset{i % n_subsets}")
+        write_mhd(ct, root / f"subset{(offset + i) % n_subsets}")
         truths.append(PhantomTruth(truth.seed, truth.preset, truth.series_uid, truth.nodules, truth.excluded,
                                    truth.candidates, None, truth.noise_sigma, truth.flipped_xyz))
         del ct, truth
     report(0.999, "writing CSV files")
-    write_csvs(root, truths)
+    write_csvs(root, truths, append=append)
     report(1.0, "done")
     return DatasetSummary(
         root=root,
@@ -203,7 +294,14 @@ def write_seeds(
 
 
 def write_dataset(
-    out_dir: str | Path, n_series: int, seed: int, preset: str = "standard", progress: Progress | None = None
+    out_dir: str | Path,
+    n_series: int,
+    seed: int,
+    preset: str = "standard",
+    progress: Progress | None = None,
+    *,
+    mix: NoduleMix | None = None,
+    append: bool = False,
 ) -> DatasetSummary:
     """Generate ``n_series`` phantoms from dataset ``seed`` and write them in LUNA16 layout.
 
@@ -213,6 +311,7 @@ def write_dataset(
         seed: Dataset seed; series seeds are derived from it (:func:`series_seeds`).
         preset: ``"standard"`` or ``"small"``.
         progress: ``progress(fraction, text)`` callable.
+        mix, append: See :func:`write_seeds`.
 
     Returns:
         A :class:`DatasetSummary`.
@@ -222,4 +321,4 @@ def write_dataset(
     """
     if n_series < 1:
         raise ValueError(f"n_series must be at least 1, got {n_series}")
-    return write_seeds(out_dir, series_seeds(seed, n_series), preset, progress)
+    return write_seeds(out_dir, series_seeds(seed, n_series), preset, progress, mix=mix, append=append)

@@ -12,7 +12,8 @@ import pytest
 from engine.ct import load_ct
 from engine.luna import LunaIndex
 from engine.phantom import generate_series, write_dataset
-from engine.phantom.dataset import MALIGNANCY_HEADER, series_seeds, write_mhd
+from engine.phantom.dataset import MALIGNANCY_HEADER, NoduleMix, series_seeds, write_mhd
+from engine.phantom.series import plan_series
 from engine.phantom.tissues import Tissue
 
 
@@ -99,6 +100,76 @@ def test_demo_data_command(tmp_path: Path, capsys):
     assert (out / "candidates.csv").is_file()
     text = capsys.readouterr().out
     assert "wrote 1 small series" in text and "per thousand" in text
+
+
+def test_nodule_mix_cycles_kinds_and_draws_diameters_in_range():
+    mix = NoduleMix(("ground-glass", "part-solid", "solid"), per_series=2, diameter_mm=(8.0, 20.0))
+    first, second = mix.requests(0, 11), mix.requests(1, 12)
+    assert [r["kind"] for r in first + second] == ["ground-glass", "part-solid", "solid", "ground-glass"]
+    assert all(8.0 <= r["diameter_mm"] <= 20.0 for r in first + second)
+    assert mix.requests(0, 11) == first  # seeded by the series seed
+    assert "diameter_mm" not in NoduleMix(("solid",)).requests(0, 11)[0]
+    for bad in [dict(kinds=()), dict(kinds=("glassy",)), dict(kinds=("solid",), per_series=0),
+                dict(kinds=("solid",), diameter_mm=(20.0, 8.0)), dict(kinds=("solid",), diameter_mm=(1.0, 8.0))]:
+        with pytest.raises(ValueError):
+            NoduleMix(**bad)
+
+
+def _uids(root: Path) -> list[str]:
+    return (root / "seriesuids.csv").read_text().split()
+
+
+def _csv_uids(path: Path) -> list[str]:
+    with path.open(newline="") as handle:
+        return [row["seriesuid"] for row in csv.DictReader(handle)]
+
+
+def test_append_keeps_the_dataset_and_adds_mixed_series(tmp_path: Path):
+    root = tmp_path / "ds"
+    base = write_dataset(root, 2, seed=5, preset="small")
+    before = {name: _csv_uids(root / name) for name in ("annotations.csv", "candidates.csv")}
+    mix = NoduleMix(("ground-glass",), per_series=2, diameter_mm=(10.0, 14.0))
+    extra = write_dataset(root, 2, seed=6, preset="small", mix=mix, append=True)
+
+    assert _uids(root) == list(base.series_uids + extra.series_uids)
+    assert not set(base.series_uids) & set(extra.series_uids)
+    ann = _csv_uids(root / "annotations.csv")
+    assert ann[: len(before["annotations.csv"])] == before["annotations.csv"]
+    assert len(ann) == base.n_nodules + extra.n_nodules == base.n_nodules + 4
+    assert len(_csv_uids(root / "candidates.csv")) == len(before["candidates.csv"]) + extra.n_candidates
+    # the new series went to the existing subsets, continuing the round robin
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["subset0", "subset1"]
+    for uid in extra.series_uids:
+        assert len(list(root.glob(f"subset*/{uid}.mhd"))) == 1
+    index = LunaIndex.open(root, require_candidates=True)
+    assert set(index.series_uids) == set(base.series_uids + extra.series_uids)
+    # the forced nodules are the ones written
+    for i, seed in enumerate(extra.series_seeds):
+        plan = plan_series(seed, "small", nodules=mix.requests(i, seed))
+        assert [n.look.kind for n in plan.nodules] == ["ground-glass", "ground-glass"]
+        assert all(10.0 <= n.look.diameter_mm <= 14.0 for n in plan.nodules)
+
+    # appending the same series again replaces their rows instead of doubling them
+    write_dataset(root, 2, seed=6, preset="small", mix=mix, append=True)
+    assert _uids(root) == list(base.series_uids + extra.series_uids)
+    assert len(_csv_uids(root / "annotations.csv")) == base.n_nodules + extra.n_nodules
+
+
+def test_demo_data_command_mix_options(tmp_path: Path, capsys):
+    from main import run_command
+
+    out = tmp_path / "ds"
+    args = ["demo-data", str(out), "--series", "1", "--seed", "4", "--preset", "small"]
+    assert run_command(args) == 0
+    assert run_command([*args[:-4], "--seed", "8", "--preset", "small", "--nodule-kinds", "part-solid",
+                        "--nodules-per-series", "1", "--append"]) == 0
+    assert "appended 1 small series" in capsys.readouterr().out
+    assert len(_uids(out)) == 2
+    assert run_command([*args, "--nodule-kinds", "glassy"]) == 2
+    assert "unknown nodule kind(s) glassy" in capsys.readouterr().err
+    assert run_command([*args, "--nodule-diameters", "8,20"]) == 2
+    assert run_command([*args, "--nodule-kinds", "solid", "--nodule-diameters", "8"]) == 2
+    assert "LOW,HIGH" in capsys.readouterr().err
 
 
 def test_gallery_command(tmp_path: Path, capsys):
