@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mine the training series only (default) or every series")
     parser.add_argument("--val-stride", type=int, default=10, help="validation stride of the split (10)")
     parser.add_argument("--max-series", type=int, help="mine only the first N series of the split")
+    parser.add_argument("--series", metavar="FILE",
+                        help="mine only the series listed in FILE (one uid per line, e.g. a seriesuids.csv) and thin"
+                             " only their negatives; e.g. series just added with demo-data --append")
     parser.add_argument("--seed", type=int, default=0, help="seed of --keep-negatives (0)")
     parser.add_argument("--seg", help="segmentation checkpoint (default: the demo weights)")
     parser.add_argument("--cls", help="nodule classifier checkpoint (default: the demo weights)")
@@ -169,6 +172,22 @@ def mine(
     return mined
 
 
+def read_uid_list(path: Path) -> set[str]:
+    """Series uids listed one per line (first comma-separated field; blank lines skipped).
+
+    Raises:
+        ValueError: the file cannot be read or lists nothing.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the series list ({exc})") from None
+    uids = {line.split(",")[0].strip() for line in lines if line.strip()}
+    if not uids:
+        raise ValueError(f"{path}: the series list is empty")
+    return uids
+
+
 def run(args: argparse.Namespace) -> int:
     """Mine and write; exit status 0, or 2 on a dataset or checkpoint error."""
     from engine.commands.evaluate import build_detector
@@ -181,7 +200,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--keep-negatives must be between 0 and 1")
         index = LunaIndex.open(args.data, require_candidates=True, candidates=args.candidates)
         split = index.split(args.val_stride)
-        uids = list(split.train if args.split == "train" else index.series_uids)[: args.max_series]
+        uids = list(split.train if args.split == "train" else index.series_uids)
+        thin = set(split.train)
+        if args.series:
+            wanted = read_uid_list(Path(args.series))
+            unknown = sorted(wanted - set(index.series_uids))
+            if unknown:
+                raise ValueError(f"{args.series}: {len(unknown)} series not in the dataset (first: {unknown[0]})")
+            uids = [u for u in uids if u in wanted]
+            thin &= wanted
+        uids = uids[: args.max_series]
         detector, _, _ = build_detector(args)
         bar = ProgressBar("mine ")
         bar(0.0, f"0/{len(uids)} series")
@@ -189,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                      lambda done, total, uid: bar(done / max(total, 1), f"{done}/{total} series"))
         bar.close()
         source = Path(args.candidates) if args.candidates else Path(args.data) / "candidates.csv"
-        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed, set(split.train))
+        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed, thin)
     except (EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -126,3 +126,32 @@ def test_mine_negatives_command_with_the_demo_models(tiny_dataset, tmp_path: Pat
     assert original <= len(rows) <= original + 6
     assert {r[0] for r in rows[original:]} <= set(index.split(val_stride=10).train[:2])
     assert main([*args, "--keep-negatives", "2"]) == 2 and "keep-negatives" in capsys.readouterr().err
+
+
+def test_mine_negatives_series_list_mines_and_thins_only_those_series(tiny_dataset, tmp_path: Path, capsys):
+    from training.cli import main
+
+    train = LunaIndex.open(tiny_dataset.root).split(val_stride=3).train
+    listed = tmp_path / "new.txt"
+    listed.write_text(f"{train[1]}\n\n{train[3]}\n")
+    out = tmp_path / "mined.csv"
+    args = ["mine-negatives", "--data", str(tiny_dataset.root), "--out", str(out), "--per-series", "3",
+            "--val-stride", "3", "--series", str(listed), "--keep-negatives", "0", "--device", "cpu"]
+    assert main(args) == 0
+    assert "2 series mined" in capsys.readouterr().out
+    with (tiny_dataset.root / "candidates.csv").open(newline="") as handle:
+        original = list(csv.DictReader(handle))
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    negatives = lambda rs, uid: sum(r["seriesuid"] == uid and r["class"] == "0" for r in rs)  # noqa: E731
+    unlisted = [u for u in LunaIndex.open(tiny_dataset.root).series_uids if u not in (train[1], train[3])]
+    for uid in unlisted:  # untouched: every original negative kept, nothing mined
+        assert negatives(rows, uid) == negatives(original, uid) > 0
+    for uid in (train[1], train[3]):  # original negatives all thinned away; at most 3 mined ones
+        assert negatives(rows, uid) <= 3
+    assert sum(r["class"] == "1" for r in rows) == sum(r["class"] == "1" for r in original)
+
+    listed.write_text("2.25.not-there\n")
+    assert main(args) == 2 and "not in the dataset" in capsys.readouterr().err
+    listed.write_text("\n")
+    assert main(args) == 2 and "empty" in capsys.readouterr().err
