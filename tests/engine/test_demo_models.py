@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import numpy as np
 import pytest
 
 from engine.checkpoints import load_checkpoint
-from engine.ct import CtVolume
 from engine.detection import Detector, default_weight_paths
-from engine.geometry import Geometry, irc_to_xyz
 
 
 @pytest.mark.parametrize("kind", ["segmentation", "classifier", "malignancy"])
@@ -28,31 +25,22 @@ def test_demo_weights_load_safely_and_match_their_card(kind):
         assert checkpoint.metadata["source_id"] == classifier.model_id
 
 
-def _slab(ct: CtVolume, first: int, stop: int) -> CtVolume:
-    """Slices ``first:stop`` of ``ct`` as a volume of their own (origin moved to slice ``first``)."""
-    origin = tuple(float(v) for v in irc_to_xyz(ct.geometry, (first, 0, 0)))
-    geometry = Geometry(origin_xyz=origin, spacing_xyz=ct.geometry.spacing_xyz, direction=ct.geometry.direction)
-    return dataclasses.replace(ct, hu=np.ascontiguousarray(ct.hu[first:stop]), geometry=geometry)
-
-
-def test_demo_models_find_the_demo_series_solid_nodules():
+def test_demo_models_find_the_demo_series_nodules_with_few_false_positives():
+    """The model cards' claim: all three demo nodules (two solid, one ground-glass) found,
+    called benign/malignant correctly, among about twenty findings at the default threshold."""
     from engine.demo import DEMO_PRESET, DEMO_SEED
     from engine.phantom import generate_series
 
     ct, truth = generate_series(DEMO_SEED, DEMO_PRESET)
-    detector = Detector.default(device="cpu")
-    solid = [n for n in truth.nodules if n.kind == "solid"]
-    assert len(solid) == 2
-    for nodule in solid:
-        k = nodule.center_irc[0]
-        slab = _slab(ct, max(0, k - 20), min(ct.shape[0], k + 20))
-        result = detector.detect(slab)
-        hits = [
-            c for c in result.candidates
-            if np.linalg.norm(np.subtract(c.center_xyz, nodule.center_xyz)) < nodule.diameter_mm / 2
-        ]
-        assert hits, f"no candidate on the {nodule.diameter_mm:.1f} mm nodule"
-        best = max(hits, key=lambda c: c.p_nodule)
-        assert best.p_nodule > 0.9
-        if nodule.is_malignant:
-            assert best.p_malignant > 0.5
+    result = Detector.default(device="cpu").detect(ct)
+    assert sorted(n.kind for n in truth.nodules) == ["ground-glass", "solid", "solid"]
+    centres = np.array([c.center_xyz for c in result.candidates])
+    p_nodule = np.array([c.p_nodule for c in result.candidates])
+    for nodule in truth.nodules:
+        hits = np.flatnonzero(np.linalg.norm(centres - nodule.center_xyz, axis=1) < nodule.diameter_mm / 2)
+        assert hits.size, f"no candidate on the {nodule.diameter_mm:.1f} mm {nodule.kind} nodule"
+        best = result.candidates[hits[np.argmax(p_nodule[hits])]]
+        assert best.p_nodule > (0.8 if nodule.kind == "ground-glass" else 0.95), nodule
+        assert (best.p_malignant > 0.5) == nodule.is_malignant, (nodule, best.p_malignant)
+    findings = int(np.sum(p_nodule >= 0.5))
+    assert 3 <= findings <= 25, f"{findings} findings at p_nodule >= 0.5"
