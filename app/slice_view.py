@@ -29,6 +29,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
+from app.marker_labels import stack_labels
 from app.overlay import keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
 from app.state import OverlayMode, ViewerState
@@ -164,6 +165,8 @@ class SliceView(QWidget):
         self.layout_: PlaneLayout | None = None
         self._slice = -1
         self._markers: PlaneMarkers | None = None
+        #: Label anchors (screen mm), findings and pens of the markers on the current slice.
+        self._shown: tuple[np.ndarray, np.ndarray, list[Finding], list[QPen]] | None = None
         self._overlay_slices: np.ndarray | None = None
         self._lut_key: tuple | None = None
         self._overlay_pixels: tuple | None = None
@@ -224,6 +227,7 @@ class SliceView(QWidget):
             label.setZValue(4)
             label.hide()
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.viewbox.sigRangeChanged.connect(lambda *_: self._place_labels())  # zoom changes what overlaps
 
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
@@ -421,20 +425,41 @@ class SliceView(QWidget):
         pm = self._markers
         if pm is None or self._slice < 0 or self.state.hide_cad or len(pm.index) == 0:
             self.markers.clear()
-            for label in self.labels:
-                label.hide()
+            self._shown = None
+            self._place_labels()
             return
         hit, radius = pm.on_slice(self._slice)
         selected = self.state.selected_id
         findings = [self._findings[k] for k in hit]
         pens = [self._pen(f, f.id == selected) for f in findings]
         self.markers.setData(x=pm.u_mm[hit], y=pm.v_mm[hit], size=2.0 * radius, pen=pens, brush=pg.mkBrush(None))
+        u = pm.u_mm[hit] + 0.72 * radius
+        v = pm.v_mm[hit] - 0.72 * radius
+        self._shown = (u, v, findings, pens)
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """Write the findings' numbers next to their markers, stacking the ones that would overprint."""
+        shown = self._shown
+        if shown is None or not shown[2]:
+            for label in self.labels:
+                label.hide()
+            return
+        u, v, findings, pens = shown
+        names = []
+        for f in findings:
+            mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
+            names.append(f"{f.id}{mark}")
+        selected = self.state.selected_id
+        priority = np.array([2.0 if f.id == selected else float(f.candidate.p_nodule) for f in findings])
+        mm_per_px = self.viewbox.viewPixelSize()
+        sx, sy = (max(float(a), 1e-9) for a in mm_per_px)
+        stacked = stack_labels(u / sx, v / sy, names, priority)
         for n, label in enumerate(self.labels):
-            if n < len(findings):
-                f, r = findings[n], float(radius[n])
-                mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
-                label.setText(f"{f.id}{mark}", color=pens[n].color())
-                label.setPos(float(pm.u_mm[hit[n]]) + 0.72 * r, float(pm.v_mm[hit[n]]) - 0.72 * r)
+            if n < len(stacked):
+                item = stacked[n]
+                label.setText(item.text, color=pens[item.leader].color())
+                label.setPos(float(u[item.leader]), float(v[item.leader]))
                 label.show()
             else:
                 label.hide()
