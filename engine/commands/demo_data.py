@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodule-kinds", metavar="KIND[,KIND...]",
                         help="force every series' nodules to these kinds, in turn (solid, part-solid, ground-glass);"
                              " default: drawn like LUNA16's")
-    parser.add_argument("--nodules-per-series", type=int, default=2, metavar="N",
+    parser.add_argument("--nodules-per-series", type=int, metavar="N",
                         help="nodules per series with --nodule-kinds (default 2)")
     parser.add_argument("--nodule-diameters", metavar="LOW,HIGH",
                         help="with --nodule-kinds: draw diameters log-uniformly in LOW-HIGH mm (default: LUNA16's histogram)")
@@ -35,8 +35,8 @@ def _mix(args: argparse.Namespace):  # -> NoduleMix | None; raises ValueError
     from engine.phantom.dataset import NoduleMix
 
     if args.nodule_kinds is None:
-        if args.nodule_diameters is not None:
-            raise ValueError("--nodule-diameters needs --nodule-kinds")
+        if args.nodule_diameters is not None or args.nodules_per_series is not None:
+            raise ValueError("--nodule-diameters and --nodules-per-series need --nodule-kinds")
         return None
     kinds = tuple(k.strip() for k in args.nodule_kinds.split(",") if k.strip())
     diameters = None
@@ -46,7 +46,8 @@ def _mix(args: argparse.Namespace):  # -> NoduleMix | None; raises ValueError
         except ValueError:
             raise ValueError(f"--nodule-diameters wants LOW,HIGH in mm, got {args.nodule_diameters!r}") from None
         diameters = (low, high)
-    return NoduleMix(kinds, args.nodules_per_series, diameters)
+    per_series = 2 if args.nodules_per_series is None else args.nodules_per_series
+    return NoduleMix(kinds, per_series, diameters)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -41,6 +41,16 @@ MALIGNANCY_HEADER = (
     "seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "mal_bool", "mal_details",
     "bboxLowX", "bboxLowY", "bboxLowZ", "bboxHighX", "bboxHighY", "bboxHighZ", "len_mal_details",
 )
+
+
+#: The dataset's CSV files and their header rows (``None``: no header).
+CSV_HEADERS: dict[str, tuple[str, ...] | None] = {
+    "annotations.csv": ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"),
+    "annotations_with_malignancy.csv": MALIGNANCY_HEADER,
+    "annotations_excluded.csv": ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"),
+    "candidates.csv": ("seriesuid", "coordX", "coordY", "coordZ", "class"),
+    "seriesuids.csv": None,
+}
 
 
 @dataclass(frozen=True)
@@ -204,20 +214,14 @@ def write_csvs(root: Path, truths: list[PhantomTruth], append: bool = False) -> 
             excl.append([t.series_uid, *[_num(v) for v in f.center_xyz], _num(f.diameter_mm)])
         for c in t.candidates:
             cand.append([t.series_uid, *[_num(v) for v in c.center_xyz], c.label])
-    uids = [[t.series_uid] for t in truths]
     new = {t.series_uid for t in truths}
-    files: list[tuple[str, tuple[str, ...] | None, list[list[Any]]]] = [
-        ("annotations.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), ann),
-        ("annotations_with_malignancy.csv", MALIGNANCY_HEADER, mal),
-        ("annotations_excluded.csv", ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"), excl),
-        ("candidates.csv", ("seriesuid", "coordX", "coordY", "coordZ", "class"), cand),
-        ("seriesuids.csv", None, uids),
-    ]
+    rows = {"annotations.csv": ann, "annotations_with_malignancy.csv": mal, "annotations_excluded.csv": excl,
+            "candidates.csv": cand, "seriesuids.csv": [[t.series_uid] for t in truths]}
     if append:  # read everything first, so that a bad file leaves the dataset as it was
-        kept = [_existing_rows(root / name, header is not None, new) for name, header, _ in files]
-        files = [(name, header, old + rows) for (name, header, rows), old in zip(files, kept)]
-    for name, header, rows in files:
-        _write_csv(root / name, header, rows)
+        kept = {name: _existing_rows(root / name, header is not None, new) for name, header in CSV_HEADERS.items()}
+        rows = {name: kept[name] + rows[name] for name in CSV_HEADERS}
+    for name, header in CSV_HEADERS.items():
+        _write_csv(root / name, header, rows[name])
 
 
 def write_seeds(
@@ -258,7 +262,9 @@ def write_seeds(
         raise DatasetError(f"cannot create the dataset folder ({exc.strerror})", root) from None
     n_subsets, offset = min(MAX_SUBSETS, len(seeds)), 0
     if append:
-        existing = sorted(p for p in root.glob("subset*") if p.is_dir())
+        for name, header in CSV_HEADERS.items():  # fail before minutes of generation, not after
+            _existing_rows(root / name, header is not None, set())
+        existing = [p for p in root.glob("subset*") if p.is_dir()]
         if existing:
             n_subsets = len(existing)
             offset = len(_existing_rows(root / "seriesuids.csv", False, set()))

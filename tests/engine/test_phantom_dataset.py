@@ -168,6 +168,7 @@ def test_demo_data_command_mix_options(tmp_path: Path, capsys):
     assert run_command([*args, "--nodule-kinds", "glassy"]) == 2
     assert "unknown nodule kind(s) glassy" in capsys.readouterr().err
     assert run_command([*args, "--nodule-diameters", "8,20"]) == 2
+    assert run_command([*args, "--nodules-per-series", "3"]) == 2 and "need --nodule-kinds" in capsys.readouterr().err
     assert run_command([*args, "--nodule-kinds", "solid", "--nodule-diameters", "8"]) == 2
     assert "LOW,HIGH" in capsys.readouterr().err
 
@@ -182,3 +183,15 @@ def test_gallery_command(tmp_path: Path, capsys):
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(tmp_path / "g" / "overview.png") in capsys.readouterr().out
+
+
+def test_append_to_an_unreadable_dataset_fails_before_writing(tmp_path: Path):
+    from engine.errors import DatasetError
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "candidates.csv").write_bytes(b"seriesuid,coordX\n\xff\xfe broken\n")
+    with pytest.raises(DatasetError, match="candidates.csv"):
+        write_dataset(root, 1, seed=6, preset="small", append=True)
+    assert not list(root.rglob("*.mhd"))
+    assert (root / "candidates.csv").read_bytes().endswith(b"broken\n")
