@@ -438,6 +438,15 @@ class SliceView(QWidget):
         self._shown = (u, v, findings, pens)
         self._place_labels()
 
+    @property
+    def _mm_per_px(self) -> tuple[float, float]:
+        """Screen mm per screen pixel along u and v (1, 1 while the view has no size yet)."""
+        try:
+            sizes = [abs(float(a)) for a in self.viewbox.viewPixelSize()]
+        except (TypeError, AttributeError, ZeroDivisionError):  # not laid out: no device transform yet
+            return 1.0, 1.0
+        return tuple(a if np.isfinite(a) and a > 0 else 1.0 for a in sizes)  # type: ignore[return-value]
+
     def _place_labels(self) -> None:
         """Write the findings' numbers next to their markers, stacking the ones that would overprint."""
         shown = self._shown
@@ -452,9 +461,7 @@ class SliceView(QWidget):
             names.append(f"{f.id}{mark}")
         selected = self.state.selected_id
         priority = np.array([2.0 if f.id == selected else float(f.candidate.p_nodule) for f in findings])
-        mm_per_px = self.viewbox.viewPixelSize()
-        sx, sy = (max(float(a), 1e-9) for a in mm_per_px)
-        stacked = stack_labels(u / sx, v / sy, names, priority)
+        stacked = stack_labels(u / self._mm_per_px[0], v / self._mm_per_px[1], names, priority)
         for n, label in enumerate(self.labels):
             if n < len(stacked):
                 item = stacked[n]
