@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodule-threshold", type=float, default=0.5, help="p_nodule shown as a finding (default 0.5)")
     parser.add_argument("--malignancy-threshold", type=float, default=0.5, help="p_malignant flagged malignant (default 0.5)")
     parser.add_argument("--seg-threshold", type=float, default=0.5, help="segmentation probability threshold (default 0.5)")
+    parser.add_argument("--erosion", choices=("3d", "in-plane", "none"), default="3d",
+                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
+                             " small nodules only two slices thick; none")
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung-region search)")
 
 
@@ -35,7 +38,8 @@ def detector_from_args(args: argparse.Namespace):
     from engine.errors import CheckpointError
 
     config = DetectorConfig(
-        seg_threshold=args.seg_threshold, precision=args.precision, lung_region=not args.all_slices
+        seg_threshold=args.seg_threshold, precision=args.precision, lung_region=not args.all_slices,
+        erosion=args.erosion,
     )
     if args.seg is None and args.cls is None and args.mal is None:
         return Detector.default(device=args.device, config=config)

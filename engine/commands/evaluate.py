@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-series", type=_count(1), default=None, help="evaluate only the first N series of the split")
     parser.add_argument("--bootstrap", type=_count(0), default=1000, help="FROC bootstrap resamples (default 1000, 0 = none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--erosion", choices=("3d", "in-plane", "none"), default="3d",
+                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
+                             " small nodules only two slices thick; none")
     parser.add_argument("--malignancy-at", default="annotation", choices=("annotation", "match"),
                         help="score malignancy by classifying at the annotation centres (default, as the book) "
                              "or from the matched detection")
@@ -68,9 +71,10 @@ def build_detector(args: argparse.Namespace) -> tuple[Any, str, Any]:
         CheckpointError: a needed demo weight file is missing, or a checkpoint is unusable.
         DeviceError: the device is not available.
     """
-    from engine.detection import Detector, default_weight_paths
+    from engine.detection import Detector, DetectorConfig, default_weight_paths
     from engine.errors import CheckpointError
 
+    config = DetectorConfig(erosion=getattr(args, "erosion", "3d"))
     given = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
     if any(given.values()):
         defaults = default_weight_paths()
@@ -81,10 +85,10 @@ def build_detector(args: argparse.Namespace) -> tuple[Any, str, Any]:
                 raise CheckpointError(f"no {flag} given and the demo {kind} weights are missing", defaults[kind])
             paths[kind] = Path(path) if path else defaults[kind]
         detector = Detector.from_checkpoints(
-            paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device
+            paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device, config=config
         )
     else:
-        detector = Detector.default(device=args.device)
+        detector = Detector.default(device=args.device, config=config)
     return detector, detector_fingerprint(detector.model_ids, detector.config), detector.malignancy_at
 
 
@@ -98,6 +102,9 @@ def detector_fingerprint(model_ids: Mapping[str, str], config: Any) -> str:
         "seg_threshold": getattr(config, "seg_threshold", None),
         "lung_region": getattr(config, "lung_region", None),
     }
+    erosion = getattr(config, "erosion", "3d")
+    if erosion != "3d":  # the default leaves earlier fingerprints (and their caches) valid
+        identity["erosion"] = erosion
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -24,7 +24,7 @@ from engine.checkpoints import Checkpoint, load_checkpoint, model_weights_id
 from engine.crops import CLASSIFIER_CROP, crop_starts
 from engine.ct import CtVolume
 from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature_size, shared_trunk_depth
-from engine.detection.grouping import Components, equivalent_diameter_mm, group_components
+from engine.detection.grouping import EROSIONS, Components, equivalent_diameter_mm, group_components
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume
 from engine.detection.result import Candidate, DetectionResult
 from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory, StageReporter, synchronize, tensor_view
@@ -68,6 +68,8 @@ class DetectorConfig:
             into the convolutions (:mod:`engine.models.folded`; same output up to
             float rounding, about 15% faster on the CPU).
         threads: CPU threads for torch (None: torch's default, the core count).
+        erosion: Erosion before grouping, one of
+            :data:`~engine.detection.grouping.EROSIONS` (``3d``: SPEC §4, the book's).
     """
 
     seg_threshold: float = 0.5
@@ -77,6 +79,11 @@ class DetectorConfig:
     lung_region: bool = True
     fold_batch_norms: bool = True
     threads: int | None = None
+    erosion: str = "3d"
+
+    def __post_init__(self) -> None:
+        if self.erosion not in EROSIONS:
+            raise ValueError(f"unknown erosion {self.erosion!r}; use one of {', '.join(EROSIONS)}")
 
 
 ModelSource = nn.Module | Checkpoint | str | Path
@@ -190,7 +197,9 @@ class Detector:
         region = run.timed("lung_search", "lung search", lambda device: self._region(ct, run.volume(device)))
         levels = run.timed("segmentation", "segmentation", lambda device: self._segment(run, device, region))
         components = run.timed(
-            "grouping", "grouping", lambda device: group_components(levels, ct.hu, self.config.seg_threshold)
+            "grouping",
+            "grouping",
+            lambda device: group_components(levels, ct.hu, self.config.seg_threshold, self.config.erosion),
         )
         levels_np = levels_to_numpy(levels)
         candidates = self._classify(run, components, previous=None)
@@ -262,7 +271,9 @@ class Detector:
         run = _Run(self, ct, progress, cancelled, spans=_REGROUP_SPAN)
         began = time.perf_counter()
         components = run.timed(
-            "grouping", "grouping", lambda device: group_components(result.seg_probability, ct.hu, seg_threshold)
+            "grouping",
+            "grouping",
+            lambda device: group_components(result.seg_probability, ct.hu, seg_threshold, self.config.erosion),
         )
         previous = result if dict(result.model_ids) == self.model_ids else None
         candidates = self._classify(run, components, previous)

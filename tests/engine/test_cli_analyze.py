@@ -84,3 +84,33 @@ def test_analyze_without_weights_explains(tmp_path, capsys, monkeypatch):
     _write_image(ct, path)
     assert main.main(["analyze", str(path), "--device", "cpu"]) == 2
     assert "demo model weights are missing" in capsys.readouterr().err
+
+
+def test_erosion_option_reaches_the_detector(checkpoints):
+    import argparse
+
+    from engine.commands import analyze as analyze_command
+    from engine.commands import evaluate as evaluate_command
+
+    def parse(module, argv):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        return parser.parse_args(argv)
+
+    models = ["--seg", str(checkpoints / "seg.pt"), "--cls", str(checkpoints / "cls.pt"),
+              "--mal", str(checkpoints / "mal.pt"), "--device", "cpu"]
+    args = parse(analyze_command, ["scan.mhd", *models, "--erosion", "in-plane"])
+    assert analyze_command.detector_from_args(args).config.erosion == "in-plane"
+    spec, spec_id, _ = evaluate_command.build_detector(parse(evaluate_command, ["--data", "d", *models]))
+    assert spec.config.erosion == "3d"
+    other, other_id, _ = evaluate_command.build_detector(parse(evaluate_command, ["--data", "d", *models, "--erosion", "none"]))
+    assert other.config.erosion == "none" and other_id != spec_id
+    with pytest.raises(SystemExit):
+        parse(analyze_command, ["scan.mhd", "--erosion", "2d"])
+
+
+def test_detector_config_refuses_an_unknown_erosion():
+    from engine.detection import DetectorConfig
+
+    with pytest.raises(ValueError, match="erosion"):
+        DetectorConfig(erosion="2d")

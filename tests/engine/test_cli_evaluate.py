@@ -56,6 +56,11 @@ def test_fingerprint_follows_models_and_grouping_settings() -> None:
     assert base == evaluate_command.detector_fingerprint(dict(reversed(list(ids.items()))), config)
     assert base != evaluate_command.detector_fingerprint({**ids, "malignancy": "malignancy-dd"}, config)
     assert base != evaluate_command.detector_fingerprint(ids, SimpleNamespace(seg_threshold=0.4, lung_region=True))
+    # the default erosion keeps fingerprints of caches made before the option existed
+    assert base == evaluate_command.detector_fingerprint(ids, SimpleNamespace(seg_threshold=0.5, lung_region=True, erosion="3d"))
+    assert base != evaluate_command.detector_fingerprint(
+        ids, SimpleNamespace(seg_threshold=0.5, lung_region=True, erosion="in-plane")
+    )
 
 
 def _checkpoints(folder: Path) -> dict[str, Path]:

@@ -141,3 +141,30 @@ def test_empty_and_threshold_dependence():
     levels[2:7, 2:7, 2:7] = 100  # p ~ 0.39
     assert len(group_components(levels, hu, 0.5)) == 0
     assert len(group_components(levels, hu, 0.3)) == 1
+
+
+def test_in_plane_erosion_matches_scipy_with_a_plane_cross():
+    rng = np.random.default_rng(1)
+    mask = rng.random((7, 11, 10)) > 0.3
+    plane_cross = np.zeros((3, 3, 3), bool)
+    plane_cross[1] = ndimage.generate_binary_structure(2, 1)
+    expected = ndimage.binary_erosion(mask, structure=plane_cross, iterations=1, border_value=0)
+    assert_array_equal(erode_cross(mask, in_plane=True), expected)
+    assert_array_equal(erode_cross(torch.from_numpy(mask), in_plane=True).numpy(), expected)
+
+
+def test_a_two_slice_nodule_survives_only_the_in_plane_erosion():
+    shape = (12, 20, 20)
+    mask = np.zeros(shape, bool)
+    mask[5:7, 6:11, 6:11] = True  # 5×5 voxels on two slices: a small nodule on thick slices
+    mask[1, 1, 1] = True  # a speck
+    hu = np.zeros(shape, np.int16)
+    assert len(group_components(_levels(mask), hu, 0.5)) == 0  # SPEC §4: the 3D cross removes it
+    comps = group_components(_levels(mask), hu, 0.5, erosion="in-plane")
+    assert len(comps) == 1, "in-plane erosion keeps the nodule and still drops the speck"
+    assert_allclose(comps.centers_irc, [[5.5, 8.0, 8.0]])
+    assert comps.voxel_counts[0] == 2 * (25 - 4)  # grown back one layer: each slice but its 4 corners
+    none = group_components(_levels(mask), hu, 0.5, erosion="none")
+    assert len(none) == 2 and sorted(none.voxel_counts.tolist()) == [1, 50]
+    with pytest.raises(ValueError, match="erosion"):
+        group_components(_levels(mask), hu, 0.5, erosion="2d")
