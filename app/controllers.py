@@ -158,14 +158,18 @@ class DetectController(QObject):
             return False
         return self._start(DetectWorker(self.provider, ct), "detect")
 
-    def regroup(self, seg_threshold: float) -> bool:
-        """Re-group the current result at another segmentation threshold (no new segmentation)."""
+    def regroup(self, seg_threshold: float, erosion: str | None = None) -> bool:
+        """Re-group the current result at another segmentation threshold and/or erosion
+        (``None``: the result's; no new segmentation). False when nothing would change."""
         ct, result = self.state.volume, self.state.result
         if ct is None or result is None or self._worker is not None:
             return False
-        if abs(float(seg_threshold) - float(result.seg_threshold)) < 1e-9:
+        current = getattr(result, "erosion", "3d")
+        erosion = current if erosion is None else erosion
+        if abs(float(seg_threshold) - float(result.seg_threshold)) < 1e-9 and erosion == current:
             return False
-        return self._start(DetectWorker(self.provider, ct, regroup_from=result, seg_threshold=seg_threshold), "regroup")
+        worker = DetectWorker(self.provider, ct, regroup_from=result, seg_threshold=seg_threshold, erosion=erosion)
+        return self._start(worker, "regroup")
 
     def cancel(self) -> None:
         """Ask the running worker to stop (it reports ``cancelled`` soon after)."""

@@ -150,6 +150,16 @@ class DetectionPanel(QWidget):
         form.addRow("Near-miss band", self.band_slider)
         form.addRow("Malignant p ≥", self.malignancy_slider)
         form.addRow("Segmentation", self.seg_slider)
+        self.erosion = QComboBox()
+        for value, text in (("3d", "3D cross (book)"), ("in-plane", "In-plane"), ("none", "None")):
+            self.erosion.addItem(text, value)
+        self.erosion.setToolTip(
+            "Erosion before the flagged voxels are grouped into candidates. The book's 3D cross drops "
+            "specks but also small nodules only two slices thick; in-plane keeps those (more candidates). "
+            "Re-groups the stored probabilities."
+        )
+        self.erosion.activated.connect(lambda _index: self._request_regroup())
+        form.addRow("Erosion", self.erosion)
 
         display = QGroupBox("Display")
         dform = QFormLayout(display)
@@ -218,7 +228,7 @@ class DetectionPanel(QWidget):
     def _on_cancelled(self) -> None:
         self.progress.setValue(0)
         self.stage.setText("Cancelled — the previous result is kept.")
-        self.seg_slider.set_value(self.state.seg_threshold)
+        self._show_grouping()
 
     def _on_busy(self, busy: bool) -> None:
         if not busy:
@@ -231,6 +241,7 @@ class DetectionPanel(QWidget):
         self.detect_button.setEnabled(has_volume and not busy)
         self.cancel_button.setEnabled(busy)
         self.seg_slider.setEnabled(self.state.result is not None and not busy)
+        self.erosion.setEnabled(self.state.result is not None and not busy)
 
     def _on_volume(self) -> None:
         self.progress.setValue(0)
@@ -243,7 +254,7 @@ class DetectionPanel(QWidget):
     # --- state → panel ----------------------------------------------------------------
     def _on_result(self) -> None:
         result = self.state.result
-        self.seg_slider.set_value(self.state.seg_threshold)
+        self._show_grouping()
         if result is None:
             self.disclaimer.setText("")
         else:
@@ -273,5 +284,13 @@ class DetectionPanel(QWidget):
             self._regroup_timer.start()
 
     def _request_regroup(self) -> None:
-        if not self.controller.regroup(self.seg_slider.value()) and not self.controller.busy:
-            self.seg_slider.set_value(self.state.seg_threshold)
+        if not self.controller.regroup(self.seg_slider.value(), self.erosion.currentData()) and not self.controller.busy:
+            self._show_grouping()
+
+    def _show_grouping(self) -> None:
+        """Show the current result's segmentation threshold and erosion."""
+        self.seg_slider.set_value(self.state.seg_threshold)
+        erosion = getattr(self.state.result, "erosion", "3d")
+        self.erosion.blockSignals(True)
+        self.erosion.setCurrentIndex(max(0, self.erosion.findData(erosion)))
+        self.erosion.blockSignals(False)

@@ -163,6 +163,7 @@ class DetectWorker(QObject):
         regroup_from: When set, a previous ``DetectionResult`` to re-group at
             ``seg_threshold`` instead of detecting again.
         seg_threshold: Segmentation threshold for a re-group.
+        erosion: Erosion for a re-group (``None``: the previous result's).
 
     Signals:
         progress(float, str): fraction done and the current stage.
@@ -184,12 +185,14 @@ class DetectWorker(QObject):
         ct: Any,
         regroup_from: Any = None,
         seg_threshold: float | None = None,
+        erosion: str | None = None,
     ) -> None:
         super().__init__()
         self.provider = provider
         self.ct = ct
         self.regroup_from = regroup_from
         self.seg_threshold = seg_threshold
+        self.erosion = erosion
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -216,6 +219,7 @@ class DetectWorker(QObject):
                     float(self.seg_threshold),
                     progress=self._report,
                     cancelled=self.is_cancelled,
+                    erosion=self.erosion,
                 )
             else:
                 result = detector.detect(self.ct, progress=self._report, cancelled=self.is_cancelled)

@@ -217,6 +217,7 @@ class Detector:
             candidates=candidates,
             seg_probability=levels_np,
             seg_threshold=self.config.seg_threshold,
+            erosion=self.config.erosion,
             timings=run.timings,
             device=str(run.device_used),
             model_ids=self.model_ids,
@@ -238,6 +239,7 @@ class Detector:
         seg_threshold: float,
         progress: Progress | None = None,
         cancelled: Cancelled | None = None,
+        erosion: str | None = None,
     ) -> DetectionResult:
         """Candidates of ``result`` at another segmentation threshold, without segmenting again.
 
@@ -251,14 +253,22 @@ class Detector:
             seg_threshold: New threshold in [0, 1].
             progress: As for :meth:`detect`.
             cancelled: As for :meth:`detect`.
+            erosion: Erosion to group with (:data:`~engine.detection.grouping.EROSIONS`;
+                default: the one ``result`` was grouped with).
 
         Returns:
-            A new result with the new candidates and threshold, the same probability volume.
+            A new result with the new candidates, threshold and erosion, the same probability volume.
+
+        Raises:
+            ValueError: a result of another volume, or an unknown erosion.
         """
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
+        erosion = result.erosion if erosion is None else erosion
+        if erosion not in EROSIONS:
+            raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
         with cpu_threads(self.config.threads):
-            return self._regroup(result, ct, seg_threshold, progress, cancelled)
+            return self._regroup(result, ct, seg_threshold, progress, cancelled, erosion)
 
     def _regroup(
         self,
@@ -267,13 +277,14 @@ class Detector:
         seg_threshold: float,
         progress: Progress | None,
         cancelled: Cancelled | None,
+        erosion: str,
     ) -> DetectionResult:
         run = _Run(self, ct, progress, cancelled, spans=_REGROUP_SPAN)
         began = time.perf_counter()
         components = run.timed(
             "grouping",
             "grouping",
-            lambda device: group_components(result.seg_probability, ct.hu, seg_threshold, self.config.erosion),
+            lambda device: group_components(result.seg_probability, ct.hu, seg_threshold, erosion),
         )
         previous = result if dict(result.model_ids) == self.model_ids else None
         candidates = self._classify(run, components, previous)
@@ -282,6 +293,7 @@ class Detector:
             result,
             candidates=candidates,
             seg_threshold=seg_threshold,
+            erosion=erosion,
             timings=run.timings,
             device=str(run.device_used),
             messages=tuple(run.notes),

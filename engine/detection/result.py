@@ -104,6 +104,7 @@ class DetectionResult:
         extra: Diagnostics: ``shared_trunk_stages`` (classifier layers shared with
             the malignancy model), ``segmented_voxels``, ``cpu_seconds`` (process
             CPU time per stage, all threads).
+        erosion: Erosion the candidates were grouped with (``3d``, ``in-plane`` or ``none``).
     """
 
     series_uid: str
@@ -120,6 +121,7 @@ class DetectionResult:
     segmented_slices: int = 0
     roi_irc: tuple[IntIrc, IntIrc] = ((0, 0, 0), (0, 0, 0))
     extra: Mapping[str, object] = field(default_factory=dict)
+    erosion: str = "3d"
 
     def __post_init__(self) -> None:
         if self.seg_probability.shape != tuple(self.shape):

@@ -55,6 +55,7 @@ class FakeDetector:
         self.stage_delay = stage_delay
         self.detect_calls = 0
         self.regroup_calls: list[float] = []
+        self.regroup_erosions: list[str | None] = []
         self.threads: list[int] = []
         self.started = threading.Event()
 
@@ -88,11 +89,21 @@ class FakeDetector:
         )
 
     def regroup(
-        self, result: DetectionResult, ct, seg_threshold: float, progress: Callable | None = None, cancelled: Callable | None = None
+        self,
+        result: DetectionResult,
+        ct,
+        seg_threshold: float,
+        progress: Callable | None = None,
+        cancelled: Callable | None = None,
+        erosion: str | None = None,
     ) -> DetectionResult:
-        """Fewer candidates at higher thresholds: keeps specs with p_nodule >= threshold - 0.4, renumbered from 100."""
+        """Fewer candidates at higher thresholds: keeps specs with p_nodule >= threshold - 0.4, renumbered from 100.
+
+        The erosion asked for is recorded in ``regroup_erosions`` and in the result.
+        """
         self.regroup_calls.append(seg_threshold)
+        self.regroup_erosions.append(erosion)
         self.threads.append(threading.get_ident())
         kept = [s for s in self.specs if s[1] >= seg_threshold - 0.4]
         candidates = tuple(make_candidate(ct, 100 + k, *spec) for k, spec in enumerate(kept))
-        return replace(result, candidates=candidates, seg_threshold=seg_threshold)
+        return replace(result, candidates=candidates, seg_threshold=seg_threshold, erosion=erosion or result.erosion)

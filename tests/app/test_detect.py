@@ -268,3 +268,20 @@ def test_findings_overlay_shows_only_around_shown_findings(qtbot, detected) -> N
     assert not axial.overlay.isVisible()
     detected.state.set_thresholds(near_miss_band=0.2)
     assert axial.overlay.isVisible() and axial.overlay.image[r0, c0] == 255
+
+
+def test_erosion_choice_regroups_and_follows_the_result(qtbot, detected, fake_detector) -> None:
+    panel = detected.detection_panel
+    assert panel.erosion.currentData() == "3d" and panel.erosion.isEnabled()
+    with qtbot.waitSignal(detected.detector.done, timeout=10000):
+        panel.erosion.setCurrentIndex(panel.erosion.findData("in-plane"))
+        panel.erosion.activated.emit(panel.erosion.currentIndex())
+    assert fake_detector.regroup_erosions == ["in-plane"] and fake_detector.detect_calls == 1
+    assert fake_detector.regroup_calls == [pytest.approx(detected.state.seg_threshold)]
+    assert detected.state.result.erosion == "in-plane" and "Re-grouped" in panel.stage.text()
+    # choosing what the result already has starts nothing
+    panel.erosion.activated.emit(panel.erosion.currentIndex())
+    assert not detected.detector.busy and len(fake_detector.regroup_erosions) == 1
+    # a new Detect groups with the detector's own setting, and the choice follows it
+    detect_and_wait(qtbot, detected)
+    assert panel.erosion.currentData() == "3d"

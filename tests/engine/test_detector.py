@@ -124,6 +124,21 @@ def test_regroup_equals_detect_at_the_new_threshold(result, ct, detector):
     assert reports == sorted(reports)
 
 
+def test_regroup_with_another_erosion_equals_detect_with_it(result, ct, detector):
+    assert result.erosion == "3d"
+    in_plane = Detector(
+        detector.segmentation, detector.classifier, detector.malignancy, device="cpu",
+        config=DetectorConfig(erosion="in-plane"),
+    ).detect(ct)
+    assert in_plane.erosion == "in-plane"
+    regrouped = detector.regroup(result, ct, 0.5, erosion="in-plane")
+    assert regrouped.erosion == "in-plane" and regrouped.seg_threshold == 0.5
+    assert in_plane.candidates and [c.center_irc for c in regrouped.candidates] == [c.center_irc for c in in_plane.candidates]
+    assert detector.regroup(regrouped, ct, 0.4).erosion == "in-plane", "a re-group keeps the result's erosion"
+    with pytest.raises(ValueError, match="erosion"):
+        detector.regroup(result, ct, 0.5, erosion="2d")
+
+
 def test_regroup_reuses_known_probabilities(result, ct, detector, monkeypatch):
     calls = []
     original = detector_module.classify_crops
