@@ -224,6 +224,7 @@ class DetectionPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self.progress.setValue(0)
         self.stage.setText("Detection failed — see the message. The previous result is kept.")
+        self._show_grouping()
 
     def _on_cancelled(self) -> None:
         self.progress.setValue(0)
