@@ -11,6 +11,16 @@ from engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 
 DESCRIPTION = "detect nodule candidates in a CT (file or DICOM folder) and print the findings"
 
+#: ``engine.detection.grouping.EROSIONS``, spelled out so that building the parser does not import torch.
+EROSION_CHOICES = ("3d", "in-plane", "none")
+
+
+def add_erosion_argument(parser: argparse.ArgumentParser) -> None:
+    """``--erosion``: the erosion before grouping (analyze and evaluate)."""
+    parser.add_argument("--erosion", choices=EROSION_CHOICES, default="3d",
+                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
+                             " small nodules only two slices thick; none")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a .mhd/.mha/.nii/.nii.gz/.nrrd file or a DICOM folder")
@@ -26,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodule-threshold", type=float, default=0.5, help="p_nodule shown as a finding (default 0.5)")
     parser.add_argument("--malignancy-threshold", type=float, default=0.5, help="p_malignant flagged malignant (default 0.5)")
     parser.add_argument("--seg-threshold", type=float, default=0.5, help="segmentation probability threshold (default 0.5)")
-    parser.add_argument("--erosion", choices=("3d", "in-plane", "none"), default="3d",
-                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
-                             " small nodules only two slices thick; none")
+    add_erosion_argument(parser)
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung-region search)")
 
 

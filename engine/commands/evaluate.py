@@ -36,6 +36,8 @@ def _count(minimum: int):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.commands.analyze import add_erosion_argument
+
     parser.add_argument("--data", required=True, help="LUNA16-format folder (subset*/<uid>.mhd + annotations CSVs)")
     parser.add_argument("--split", default="val", choices=("val", "test", "train", "all"),
                         help="which series to evaluate (default: val, the project-wide validation split)")
@@ -53,9 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-series", type=_count(1), default=None, help="evaluate only the first N series of the split")
     parser.add_argument("--bootstrap", type=_count(0), default=1000, help="FROC bootstrap resamples (default 1000, 0 = none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument("--erosion", choices=("3d", "in-plane", "none"), default="3d",
-                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
-                             " small nodules only two slices thick; none")
+    add_erosion_argument(parser)
     parser.add_argument("--malignancy-at", default="annotation", choices=("annotation", "match"),
                         help="score malignancy by classifying at the annotation centres (default, as the book) "
                              "or from the matched detection")

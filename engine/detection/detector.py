@@ -24,7 +24,7 @@ from engine.checkpoints import Checkpoint, load_checkpoint, model_weights_id
 from engine.crops import CLASSIFIER_CROP, crop_starts
 from engine.ct import CtVolume
 from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature_size, shared_trunk_depth
-from engine.detection.grouping import EROSIONS, Components, equivalent_diameter_mm, group_components
+from engine.detection.grouping import Components, check_erosion, equivalent_diameter_mm, group_components
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume
 from engine.detection.result import Candidate, DetectionResult
 from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory, StageReporter, synchronize, tensor_view
@@ -82,8 +82,7 @@ class DetectorConfig:
     erosion: str = "3d"
 
     def __post_init__(self) -> None:
-        if self.erosion not in EROSIONS:
-            raise ValueError(f"unknown erosion {self.erosion!r}; use one of {', '.join(EROSIONS)}")
+        check_erosion(self.erosion)
 
 
 ModelSource = nn.Module | Checkpoint | str | Path
@@ -264,9 +263,7 @@ class Detector:
         """
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
-        erosion = result.erosion if erosion is None else erosion
-        if erosion not in EROSIONS:
-            raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
+        erosion = check_erosion(result.erosion if erosion is None else erosion)
         with cpu_threads(self.config.threads):
             return self._regroup(result, ct, seg_threshold, progress, cancelled, erosion)
 

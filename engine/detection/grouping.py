@@ -43,6 +43,17 @@ _PLANE_SHIFTS = tuple(shift for shift in _CROSS_SHIFTS if shift[0] == 0)
 EROSIONS = ("3d", "in-plane", "none")
 
 
+def check_erosion(erosion: str) -> str:
+    """``erosion`` if it is one of :data:`EROSIONS`.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if erosion not in EROSIONS:
+        raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
+    return erosion
+
+
 @dataclass(frozen=True, eq=False)
 class Components:
     """Measured connected components, in raster order of their first voxel.
@@ -183,8 +194,7 @@ def group_components(
     Raises:
         ValueError: unknown ``erosion``.
     """
-    if erosion not in EROSIONS:
-        raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
+    check_erosion(erosion)
     tensor = tensor_view(levels) if isinstance(levels, np.ndarray) else levels
     mask = tensor > threshold_level(seg_threshold)
     box = _bounding_box(mask)

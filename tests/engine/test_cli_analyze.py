@@ -114,3 +114,10 @@ def test_detector_config_refuses_an_unknown_erosion():
 
     with pytest.raises(ValueError, match="erosion"):
         DetectorConfig(erosion="2d")
+
+
+def test_cli_erosion_choices_are_the_engines():
+    from engine.commands.analyze import EROSION_CHOICES
+    from engine.detection.grouping import EROSIONS
+
+    assert EROSION_CHOICES == EROSIONS
