@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def synthetic_ct(shape: tuple[int, int, int], seed: int = 0):
     """A chest-like int16 volume: air, body, two lungs, noise (no phantom realism)."""
-    from engine.ct import CtVolume
+    from engine.io.volume import CtVolume
     from engine.geometry import Geometry
 
     n_i, n_r, n_c = shape

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.dicom import DicomSeriesInfo
+from engine.io.dicom import DicomSeriesInfo
 
 ABOUT_TEXT = """<h3>LungCAD</h3>
 <p>A chest-CT viewer with a lung-nodule detector: U-Net segmentation, grouping,
@@ -47,7 +47,7 @@ class SeriesChooserDialog(QDialog):
 
     Args:
         folder: The folder (shown in the title).
-        series: The series found, e.g. from ``engine.dicom.list_dicom_series``.
+        series: The series found, e.g. from ``engine.io.dicom.list_dicom_series``.
         parent: Qt parent.
     """
 

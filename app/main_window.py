@@ -40,10 +40,10 @@ from app.readout import readout_at
 from app.settings import AppSettings
 from app.slice_view import SliceView
 from app.state import OverlayMode, ViewerState
-from app.training_panel import TrainingPanel
+from app.training.panel import TrainingPanel
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
-from engine.ct import VOLUME_SUFFIXES
+from engine.io.ct import VOLUME_SUFFIXES
 
 #: File ▸ Open's filter.
 OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 from app.call_worker import CallWorker
 from app.model_choice import ROLE_LABELS, ROLES, ModelChoice, check_checkpoint, detector_factory
 from app.settings import AppSettings
-from app.training_runs import finished_checkpoints
+from app.training.run_folders import finished_checkpoints
 from app.workers import DetectorProvider, ThreadPool
 from engine.paths import MODELS_DIR, runs_dir
 

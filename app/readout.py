@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.geometry import irc_to_xyz
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from app.findings import FindingSet, Mark, Thresholds, carry_marks, classify
 from app.windowing import WindowLevel
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 
 EVENTS = ("volume", "crosshair", "window", "overlay", "result", "findings", "selection", "cad")
 

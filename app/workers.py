@@ -124,8 +124,8 @@ class LoadWorker(QObject):
             self.finished.emit()
 
     def _load(self) -> None:
-        from engine.ct import load_ct
-        from engine.dicom import list_dicom_series
+        from engine.io.ct import load_ct
+        from engine.io.dicom import list_dicom_series
 
         path = self.request.path
         if path is None:

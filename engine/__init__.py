@@ -6,8 +6,9 @@ submodules that need them, so ``import engine`` stays fast.
 
 from __future__ import annotations
 
-from engine.ct import CtVolume, load_ct
-from engine.dicom import DicomSeriesInfo, list_dicom_series
+from engine.io.ct import load_ct
+from engine.io.volume import CtVolume
+from engine.io.dicom import DicomSeriesInfo, list_dicom_series
 from engine.errors import EngineError
 from engine.geometry import Geometry, irc_to_xyz, xyz_to_irc, xyz_to_irc_continuous
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import CorruptFileError, DatasetError, FileMissingError
-from engine.metaimage import check_mhd_header
+from engine.io.metaimage import check_mhd_header
 from engine.paths import demo_dir
 from engine.phantom.dataset import write_seeds
 from engine.phantom.series import PHANTOM_VERSION, plan_series, series_uid, truth_of

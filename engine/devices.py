@@ -15,10 +15,8 @@ from typing import Iterator
 
 import torch
 
+from engine.choices import DEVICE_CHOICES, PRECISION_CHOICES
 from engine.errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
 def mps_available() -> bool:

@@ -347,7 +347,7 @@ class LunaIndex:
             raise DatasetError(f"series {uid} is not on disk", self.root) from None
 
     def load(self, uid: str):  # -> CtVolume
-        """Load one series as a :class:`~engine.ct.CtVolume`."""
-        from engine.ct import load_ct
+        """Load one series as a :class:`~engine.io.ct.CtVolume`."""
+        from engine.io.ct import load_ct
 
         return load_ct(self.path_for(uid))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.geometry import Geometry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -67,7 +67,7 @@ def detector_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
-    from engine.ct import load_ct
+    from engine.io.ct import load_ct
     from engine.detection.result import NOT_FOR_CLINICAL_USE
     from engine.export import luna_rows, write_findings_json, write_luna_csv
 

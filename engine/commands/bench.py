@@ -114,7 +114,7 @@ def standard_phantom(seed: int, folder: Path) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.ct import load_ct
+    from engine.io.ct import load_ct
     from engine.detection import Detector, DetectorConfig
     from engine.detection.benchmark import benchmark_detector
     from engine.devices import cpu_threads

@@ -117,8 +117,8 @@ def default_out_dir(data: Path, split: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
-    from engine.evaluation import EvaluationSettings, evaluate_dataset
-    from engine.evaluation_report import format_report, write_outputs
+    from engine.evaluation.dataset import EvaluationSettings, evaluate_dataset
+    from engine.evaluation.report import format_report, write_outputs
     from engine.luna import LunaIndex
 
     settings = EvaluationSettings(

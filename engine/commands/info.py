@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.ct import load_ct
-    from engine.dicom import list_dicom_series
+    from engine.io.ct import load_ct
+    from engine.io.dicom import list_dicom_series
 
     path = Path(args.path)
     if path.is_dir():

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.detection.detector import Detector
 
 #: Stages reported, in order.

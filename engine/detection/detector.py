@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.checkpoints import Checkpoint, load_checkpoint, model_weights_id
 from engine.crops import CLASSIFIER_CROP, crop_starts
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature_size, shared_trunk_depth
 from engine.detection.grouping import Components, check_erosion, equivalent_diameter_mm, group_components
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume

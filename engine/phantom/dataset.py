@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.errors import DatasetError
 from engine.phantom.distributions import KINDS
 from engine.phantom.series import generate_series

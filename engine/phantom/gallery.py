@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.phantom.series import generate_series
 from engine.phantom.tissues import Tissue
 from engine.phantom.truth import PhantomTruth

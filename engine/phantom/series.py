@@ -6,7 +6,7 @@ ratings, excluded findings and candidates — in milliseconds, so statistics
 over many series (candidate rates, malignancy) need no rendering.
 :func:`render_plan` draws the plan into a volume; :func:`generate_series`
 does both and returns what every loader of the project reads: a
-:class:`~engine.ct.CtVolume` and a :class:`~engine.phantom.truth.PhantomTruth`.
+:class:`~engine.io.ct.CtVolume` and a :class:`~engine.phantom.truth.PhantomTruth`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.geometry import xyz_to_irc
 from engine.phantom.airways import Airways, build_airways
 from engine.phantom.bones import rib_tubes

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 
 #: A small CT with two nodule-like balls, spaced like a real scan (anisotropic).
 SMALL_SHAPE = (24, 48, 40)

@@ -66,7 +66,7 @@ def test_dicom_folder_with_two_series_asks_which(qtbot, window, tmp_path, monkey
 
 def test_series_chooser_dialog_lists_the_series(qtbot, tmp_path) -> None:
     from app.dialogs import SeriesChooserDialog
-    from engine.dicom import list_dicom_series
+    from engine.io.dicom import list_dicom_series
 
     hu = small_hu((5, 12, 12))
     write_dicom_series(tmp_path, hu, series_uid="1.2.3.1", description="thin", prefix="a")
@@ -149,16 +149,16 @@ def test_open_recent_menu_lists_opened_files(qtbot, window, write_volume) -> Non
 def test_loading_runs_off_the_gui_thread_with_progress(qtbot, window, write_volume, monkeypatch) -> None:
     import threading
 
-    import engine.ct
+    import engine.io.ct
 
     threads: list[int] = []
-    real_load = engine.ct.load_ct
+    real_load = engine.io.ct.load_ct
 
     def recording_load(path, series_uid=None):
         threads.append(threading.get_ident())
         return real_load(path, series_uid)
 
-    monkeypatch.setattr(engine.ct, "load_ct", recording_load)
+    monkeypatch.setattr(engine.io.ct, "load_ct", recording_load)
     shown: list[bool] = []
     window.loader.progress.connect(lambda f, text: shown.append(window.load_progress.isVisible()))
     open_and_wait(qtbot, window, write_volume("threaded.mhd"))

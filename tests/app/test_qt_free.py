@@ -22,7 +22,7 @@ class _Block:
         return None
 sys.meta_path.insert(0, _Block())
 import app.state, app.planes, app.findings, app.windowing, app.readout
-import app.training_lines, app.training_run, app.training_runs, app.training_request, app.model_choice
+import app.training.lines, app.training.record, app.training.run_folders, app.training.request, app.model_choice
 print('ok')
 """
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from app.model_choice import ModelChoice, run_of_checkpoint
-from app.training_lines import LineBuffer, parse_event
-from app.training_request import TrainRequest, check_dataset
-from app.training_run import RunRecord, RunStatus, format_duration
-from app.training_runs import STALE_AFTER_S, MetricsReader, finished_checkpoints, last_event, list_runs, read_run
+from app.training.lines import LineBuffer, parse_event
+from app.training.request import TrainRequest, check_dataset
+from app.training.record import RunRecord, RunStatus, format_duration
+from app.training.run_folders import STALE_AFTER_S, MetricsReader, finished_checkpoints, last_event, list_runs, read_run
 from engine.errors import DatasetError, TrainingRunError
 from tests.app.training_support import write_events, write_luna_folder
 

@@ -11,11 +11,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-import app.training_process as training_process
-from app.training_controller import OOM_HINT, TrainingController
-from app.training_lines import LineBuffer
-from app.training_panel import TrainingPanel
-from app.training_run import RunStatus
+import app.training.process as training_process
+from app.training.controller import OOM_HINT, TrainingController
+from app.training.lines import LineBuffer
+from app.training.panel import TrainingPanel
+from app.training.record import RunStatus
 from tests.app.training_support import fake_process, write_events, write_fake_trainer, write_luna_folder
 
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 torch = pytest.importorskip("torch")
 
 from app.main_window import MainWindow  # noqa: E402 — after the torch check
-from app.training_run import RunStatus  # noqa: E402
+from app.training.record import RunStatus  # noqa: E402
 from engine.paths import runs_dir  # noqa: E402
 from tests.app.conftest import detect_and_wait  # noqa: E402
 from tests.app.test_models_menu import choose_and_wait, save_tiny  # noqa: E402

@@ -139,7 +139,7 @@ def write_luna_folder(folder: Path, candidates: bool = True) -> Path:
 
 def fake_process(script: Path, stop_timeout_ms: int = 5000, kill_timeout_ms: int = 1000) -> Any:
     """A ``TrainingProcess`` that runs the fake trainer instead of ``python -m training``."""
-    from app.training_process import TrainingProcess
+    from app.training.process import TrainingProcess
 
     return TrainingProcess(
         program=sys.executable, prefix_args=[str(script)], stop_timeout_ms=stop_timeout_ms, kill_timeout_ms=kill_timeout_ms

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.geometry import Geometry
 from engine.models import NoduleClassifier, SegmentationModel
 

@@ -14,7 +14,7 @@ import torch
 import main
 from engine.checkpoints import save_checkpoint
 from engine.commands import evaluate as evaluate_command
-from engine.evaluation_cache import series_path
+from engine.evaluation.cache import series_path
 from engine.models import NoduleClassifier, SegmentationModel
 from tests.engine.test_evaluation import FakeDetector, classify_at, write_dataset
 

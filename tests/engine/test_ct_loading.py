@@ -9,7 +9,8 @@ import pytest
 import SimpleITK as sitk
 from numpy.testing import assert_allclose, assert_array_equal
 
-from engine.ct import CtVolume, load_ct
+from engine.io.ct import load_ct
+from engine.io.volume import CtVolume
 from engine.errors import (
     CorruptFileError,
     EngineError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import engine.demo as demo
-from engine.ct import load_ct
+from engine.io.ct import load_ct
 from engine.luna import LunaIndex
 
 

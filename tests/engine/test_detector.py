@@ -280,7 +280,7 @@ def test_default_without_demo_weights_says_what_to_do(tmp_path, monkeypatch):
 
 def test_book_models_on_the_real_crop(book_dir):
     """The book's classifier through the Detector reproduces the reference probability."""
-    from engine.ct import CtVolume
+    from engine.io.volume import CtVolume
     from engine.geometry import Geometry
 
     crop, _label, uid, _center = torch.load(book_dir / "cls_val_example.pt", weights_only=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from engine.ct import load_ct
-from engine.dicom import list_dicom_series
+from engine.io.ct import load_ct
+from engine.io.dicom import list_dicom_series
 from engine.errors import ModalityError, NoDicomSeriesError, SeriesChoiceError, SliceSpacingError
 from tests.dicom_writer import write_dicom_series
 

@@ -1,4 +1,4 @@
-"""``engine.evaluation``: evaluate end to end on a tiny LUNA16-format folder with a fake detector."""
+"""``engine.evaluation.dataset``: evaluate end to end on a tiny LUNA16-format folder with a fake detector."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import SimpleITK as sitk
 
 from engine.errors import CancelledError, DatasetError
-from engine.evaluation import EvaluationSettings, evaluate_dataset, matched_malignancy
-from engine.evaluation_cache import series_path
-from engine.evaluation_report import format_report, write_outputs
+from engine.evaluation.dataset import EvaluationSettings, evaluate_dataset, matched_malignancy
+from engine.evaluation.cache import series_path
+from engine.evaluation.report import format_report, write_outputs
 from engine.luna import LunaIndex
 
 UID_A, UID_B, UID_C = "1.3.6.1.1", "1.3.6.1.2", "1.3.6.1.3"

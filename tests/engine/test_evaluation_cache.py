@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 from numpy.testing import assert_array_equal
 
-from engine.evaluation_cache import SeriesDetections, load_series, save_series, series_path
+from engine.evaluation.cache import SeriesDetections, load_series, save_series, series_path
 
 ANN = np.array([[1.0, 2.0, 3.0]])
 

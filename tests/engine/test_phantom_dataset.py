@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.ct import load_ct
+from engine.io.ct import load_ct
 from engine.luna import LunaIndex
 from engine.phantom import generate_series, write_dataset
 from engine.phantom.dataset import MALIGNANCY_HEADER, NoduleMix, series_seeds, write_mhd

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.phantom import PRESETS, Tissue, generate_series, plan_series, series_uid
 from engine.phantom.config import sample_config, stream
 from engine.phantom.patient import sample_patient

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.crops import gather_crops
-from engine.ct import load_ct
+from engine.io.ct import load_ct
 from engine.errors import DatasetError
 from engine.geometry import xyz_to_irc
 from engine.luna import LunaIndex

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.crops import context_slices, gather_crops
-from engine.ct import load_ct
+from engine.io.ct import load_ct
 from engine.geometry import xyz_to_irc
 from engine.luna import LunaIndex
 from engine.masks import mask_slice_indices, nodule_mask

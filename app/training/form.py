@@ -1,10 +1,10 @@
 """The Training panel's "New run" form: dataset, model, epochs, batch, balancing, augmentation, device, name.
 
 The dataset folder is checked off the GUI thread as soon as it is chosen
-(:func:`~app.training_request.check_dataset`), and the verdict is shown under
+(:func:`~app.training.request.check_dataset`), and the verdict is shown under
 it; Start stays off until the folder is usable for the chosen model. The form
 owns no run: :meth:`TrainingFormWidget.request` captures the settings in a
-frozen :class:`~app.training_request.TrainRequest`.
+frozen :class:`~app.training.request.TrainRequest`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.call_worker import CallWorker
-from app.training_request import AUGMENTATIONS, DEVICES, KIND_LABELS, DatasetInfo, TrainRequest, check_dataset, default_run_name
+from app.training.request import AUGMENTATIONS, DEVICES, KIND_LABELS, DatasetInfo, TrainRequest, check_dataset, default_run_name
 from app.workers import ThreadPool
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir

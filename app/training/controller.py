@@ -1,7 +1,7 @@
 """The Training panel's logic: start, follow, stop and re-open runs; no widgets.
 
-One child process at a time (:class:`~app.training_process.TrainingProcess`)
-feeds the *live* run's :class:`~app.training_run.RunRecord`; any run folder
+One child process at a time (:class:`~app.training.process.TrainingProcess`)
+feeds the *live* run's :class:`~app.training.record.RunRecord`; any run folder
 can be opened for viewing, and a run that is still being written by another
 process (started by an earlier session of the app, or from a terminal) is
 followed by reading its ``metrics.jsonl`` once a second. The panel shows
@@ -15,10 +15,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from app.training_process import STOP_FILE_NAME, TrainingProcess
-from app.training_request import TrainRequest
-from app.training_run import RunRecord, RunStatus
-from app.training_runs import MetricsReader, describe_event, read_run, settle_status
+from app.training.process import STOP_FILE_NAME, TrainingProcess
+from app.training.request import TrainRequest
+from app.training.record import RunRecord, RunStatus
+from app.training.run_folders import MetricsReader, describe_event, read_run, settle_status
 from engine.errors import TrainingRunError
 
 #: How often a run started elsewhere is re-read, ms.

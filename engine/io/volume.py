@@ -1,9 +1,7 @@
-"""CT volumes in memory and loading them from disk through SimpleITK.
+"""A CT volume in memory (:class:`CtVolume`) and building one from a SimpleITK image.
 
 A :class:`CtVolume` holds the HU values once, as a read-only ``int16`` array in
-(index, row, col) order, with its :class:`~engine.geometry.Geometry`. Files are
-read with SimpleITK: MetaImage (``.mhd``/``.raw``, ``.mha``), NIfTI (``.nii``,
-``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``) and DICOM series folders.
+(index, row, col) order, with its :class:`~engine.geometry.Geometry`.
 """
 
 from __future__ import annotations
@@ -15,18 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from engine.errors import (
-    CorruptFileError,
-    FileMissingError,
-    NotAVolumeError,
-    UnsupportedFormatError,
-)
+from engine.errors import CorruptFileError, NotAVolumeError
 from engine.geometry import Geometry
-
-#: File name endings that ``load_ct`` reads as a single volume file.
-VOLUME_SUFFIXES = (".mhd", ".mha", ".nii", ".nii.gz", ".nrrd", ".nhdr")
-#: Endings of single DICOM files; their whole series is loaded from the folder.
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 _EMPTY: Mapping[str, str] = types.MappingProxyType({})
 
@@ -86,69 +74,6 @@ class CtVolume:
         return tuple(n * s for n, s in zip(self.shape, self.geometry.spacing_irc))  # type: ignore[return-value]
 
 
-def volume_suffix(path: Path) -> str:
-    """The supported ending of ``path`` (lower case, ``.nii.gz`` kept whole), or ``""``."""
-    name = path.name.lower()
-    for suffix in sorted(VOLUME_SUFFIXES + DICOM_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return suffix
-    return ""
-
-
-def series_uid_from_filename(path: Path) -> str:
-    """The file name without its volume ending (LUNA16 names files ``<uid>.mhd``)."""
-    suffix = volume_suffix(path)
-    return path.name[: len(path.name) - len(suffix)] if suffix else path.stem
-
-
-def load_ct(path: str | Path, series_uid: str | None = None) -> CtVolume:
-    """Load a CT volume from a file or a DICOM folder.
-
-    Args:
-        path: A ``.mhd``/``.mha``/``.nii``/``.nii.gz``/``.nrrd``/``.nhdr`` file, a
-            DICOM folder, or one DICOM file (its whole series is loaded).
-        series_uid: For a DICOM folder with several series, which one to load;
-            ``None`` takes the CT series with the most slices and says so in
-            ``CtVolume.notes``.
-
-    Returns:
-        The volume, with ``int16`` HU in (index, row, col) order.
-
-    Raises:
-        FileMissingError: ``path`` does not exist (or a MetaImage data file is missing).
-        UnsupportedFormatError: the file ending is not a supported format.
-        CorruptFileError: the file is truncated or its header is inconsistent.
-        NotAVolumeError: the image is 2D, a single slice, or not scalar.
-        NoDicomSeriesError, SeriesChoiceError, SliceSpacingError, ModalityError:
-            DICOM folder problems (see :mod:`engine.dicom`).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileMissingError("no such file or folder", path)
-    if path.is_dir():
-        from engine.dicom import load_dicom_series
-
-        return load_dicom_series(path, series_uid)
-    suffix = volume_suffix(path)
-    if suffix in DICOM_SUFFIXES:
-        from engine.dicom import load_dicom_file_series
-
-        return load_dicom_file_series(path)
-    if not suffix:
-        supported = ", ".join(VOLUME_SUFFIXES)
-        raise UnsupportedFormatError(
-            f"unsupported file type {path.suffix or '(no extension)'!r}; "
-            f"open one of {supported} or a DICOM folder",
-            path,
-        )
-    if suffix == ".mhd":
-        from engine.metaimage import check_mhd_header
-
-        check_mhd_header(path)
-    image = read_sitk_image(path)
-    return volume_from_sitk(image, path, series_uid_from_filename(path))
-
-
 def read_sitk_image(path: Path):  # -> SimpleITK.Image
     """Read one file with SimpleITK, turning its errors into :class:`CorruptFileError`."""
     import SimpleITK as sitk
@@ -156,7 +81,7 @@ def read_sitk_image(path: Path):  # -> SimpleITK.Image
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise CorruptFileError(f"cannot be read as an image ({_first_itk_line(exc)})", path) from None
+        raise CorruptFileError(f"cannot be read as an image ({itk_error_text(exc)})", path) from None
 
 
 def volume_from_sitk(
@@ -230,7 +155,7 @@ def to_int16(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -32768, 32767).astype(np.int16)
 
 
-_HEADER_KEYS = {
+HEADER_KEYS = {
     "0008|0070": "Manufacturer",
     "0008|1090": "Model",
     "0018|0050": "SliceThickness",
@@ -247,7 +172,7 @@ _HEADER_KEYS = {
 def _header_fields(image) -> dict[str, str]:
     fields: dict[str, str] = {}
     for key in image.GetMetaDataKeys():
-        name = _HEADER_KEYS.get(key)
+        name = HEADER_KEYS.get(key)
         if name:
             value = image.GetMetaData(key).strip()
             if value:
@@ -255,7 +180,7 @@ def _header_fields(image) -> dict[str, str]:
     return fields
 
 
-def _first_itk_line(exc: Exception) -> str:
+def itk_error_text(exc: Exception) -> str:
     """The informative part of an ITK exception text (it carries C++ file names)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     for ln in lines:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluation import EvaluationResult, MalignancyResult
-from engine.evaluation_cache import write_atomic
+from engine.evaluation.dataset import EvaluationResult, MalignancyResult
+from engine.evaluation.cache import write_atomic
 from engine.metrics.confusion import format_confusion
 from engine.metrics.froc import FrocResult
 from engine.metrics.roc import RocCurve

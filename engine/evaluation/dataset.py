@@ -29,9 +29,9 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from engine.ct import CtVolume
+from engine.io.volume import CtVolume
 from engine.errors import CancelledError, DatasetError
-from engine.evaluation_cache import SeriesDetections, load_series, save_series
+from engine.evaluation.cache import SeriesDetections, load_series, save_series
 from engine.luna import Annotation, LunaIndex
 from engine.metrics.confusion import ConfusionTable, confusion_counts
 from engine.metrics.froc import MAX_MARKS_PER_SCAN, FrocResult, ScanScore, compute_froc, kept_marks_mask, score_scan

@@ -4,7 +4,7 @@
 time (from the child's stdout, or read back from ``metrics.jsonl``) and keeps
 what the panel draws: per-epoch metric curves for training and validation,
 the latest progress with an ETA, the checkpoints, and the run's status.
-Qt-free; the widgets in ``app.training_view`` read it.
+Qt-free; the widgets in ``app.training.view`` read it.
 """
 
 from __future__ import annotations

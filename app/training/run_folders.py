@@ -2,7 +2,7 @@
 
 A run folder holds ``config.json`` and ``metrics.jsonl`` (one event per
 line, appended while the run goes; docs/training-protocol.md). Reading it
-back rebuilds the same :class:`~app.training_run.RunRecord` the live view
+back rebuilds the same :class:`~app.training.record.RunRecord` the live view
 builds from the child's stdout, so a restarted app re-attaches to a run. A
 run whose last event is neither ``finished`` nor ``error`` is still going
 while its file keeps growing; when it has been silent for
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.training_lines import LineBuffer, parse_event
-from app.training_run import RunRecord, RunStatus, format_duration
+from app.training.lines import LineBuffer, parse_event
+from app.training.record import RunRecord, RunStatus, format_duration
 
 #: A run without a final event that wrote nothing for this long is taken as interrupted, seconds.
 STALE_AFTER_S = 180.0

@@ -1,9 +1,9 @@
 """The Training panel: start a run, follow it live, stop it, re-open old runs, hand a run to Detect.
 
-Top: two tabs, "New run" (:class:`~app.training_form.TrainingFormWidget`)
+Top: two tabs, "New run" (:class:`~app.training.form.TrainingFormWidget`)
 and "Runs" (every run folder with its state, listed off the GUI thread).
-Below: the viewed run (:class:`~app.training_view.RunView`). The logic lives
-in :class:`~app.training_controller.TrainingController`; this widget only
+Below: the viewed run (:class:`~app.training.view.RunView`). The logic lives
+in :class:`~app.training.controller.TrainingController`; this widget only
 wires the pieces and reports refusals through ``error_reported`` (the window
 shows them in its error dialog).
 """
@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
 from app.call_worker import CallWorker
 from app.model_choice import ROLES
 from app.settings import AppSettings
-from app.training_controller import TrainingController
-from app.training_form import TrainingFormWidget
-from app.training_run import RunRecord
-from app.training_runs import RunSummary, list_runs
-from app.training_view import STATUS_COLOURS, RunView
+from app.training.controller import TrainingController
+from app.training.form import TrainingFormWidget
+from app.training.record import RunRecord
+from app.training.run_folders import RunSummary, list_runs
+from app.training.view import STATUS_COLOURS, RunView
 from app.workers import ThreadPool
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir

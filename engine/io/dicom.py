@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.ct import CtVolume, _first_itk_line, volume_from_sitk
+from engine.io.volume import HEADER_KEYS, CtVolume, itk_error_text, volume_from_sitk
 from engine.errors import (
     CorruptFileError,
     ModalityError,
@@ -102,7 +102,7 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeriesInfo]:
         try:
             reader = _file_reader(files[0])
         except RuntimeError as exc:
-            raise CorruptFileError(f"cannot read DICOM header ({_first_itk_line(exc)})", files[0]) from None
+            raise CorruptFileError(f"cannot read DICOM header ({itk_error_text(exc)})", files[0]) from None
         thickness = _tag(reader, _TAG_THICKNESS)
         try:
             thickness_mm = float(thickness) if thickness else None
@@ -242,11 +242,10 @@ def load_dicom_series(folder: str | Path, series_uid: str | None = None) -> CtVo
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise CorruptFileError(f"series {chosen.uid} cannot be read ({_first_itk_line(exc)})", folder) from None
+        raise CorruptFileError(f"series {chosen.uid} cannot be read ({itk_error_text(exc)})", folder) from None
     header = {}
-    from engine.ct import _HEADER_KEYS
 
-    for key, name in _HEADER_KEYS.items():
+    for key, name in HEADER_KEYS.items():
         if reader.HasMetaDataKey(0, key):
             value = reader.GetMetaData(0, key).strip()
             if value:
@@ -269,6 +268,6 @@ def load_dicom_file_series(path: Path) -> CtVolume:
     try:
         reader = _file_reader(str(path))
     except RuntimeError as exc:
-        raise CorruptFileError(f"is not a readable DICOM file ({_first_itk_line(exc)})", path) from None
+        raise CorruptFileError(f"is not a readable DICOM file ({itk_error_text(exc)})", path) from None
     uid = _tag(reader, _TAG_SERIES_UID)
     return load_dicom_series(path.parent, uid or None)

@@ -1,6 +1,6 @@
 """The Training panel's view of one run: status, progress with ETA, live curves, log and checkpoints.
 
-Bound to a :class:`~app.training_controller.TrainingController`: it redraws
+Bound to a :class:`~app.training.controller.TrainingController`: it redraws
 what an event changed (progress → the bar, epoch → the curves, checkpoint →
 the table) and owns no state of its own. Curves are pyqtgraph plots per
 epoch, validation solid with dots, training dashed.
@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.training_controller import TrainingController
-from app.training_run import RunStatus, format_duration, progress_text
+from app.training.controller import TrainingController
+from app.training.record import RunStatus, format_duration, progress_text
 
 #: Plots (title, metrics), in grid order (two per row).
 PLOTS = (("Loss", ("loss",)), ("Precision · recall", ("precision", "recall")), ("F1", ("f1",)), ("Dice · AUC", ("dice", "auc")))

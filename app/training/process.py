@@ -3,7 +3,7 @@
 The child is ``python -m training ...`` started in the run's own folder. Its
 stdout carries one JSON event per line; it arrives in chunks that may end in
 the middle of a line, so complete lines are cut out with
-:class:`~app.training_lines.LineBuffer` and anything that is not an event is
+:class:`~app.training.lines.LineBuffer` and anything that is not an event is
 shown as log text. stderr (epoch summaries, warnings, tracebacks) is kept
 apart and goes to the log. Stop first creates the ``STOP`` file the trainer
 watches (it then writes its checkpoints and exits 0); a child still running
@@ -20,7 +20,7 @@ from typing import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, Slot
 
-from app.training_lines import LineBuffer, parse_event
+from app.training.lines import LineBuffer, parse_event
 from engine.paths import REPO_ROOT
 
 #: The file whose appearance asks a run to stop (docs/training-protocol.md).
