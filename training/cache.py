@@ -34,7 +34,7 @@ def data_files(mhd_path: Path) -> list[Path]:
     """The files a series is read from: the header and, for ``.mhd``, its data file."""
     files = [mhd_path]
     if mhd_path.suffix.lower() == ".mhd":
-        from engine.metaimage import read_mhd_header
+        from engine.io.metaimage import read_mhd_header
 
         name = read_mhd_header(mhd_path).get("ElementDataFile", "")
         if name and name.upper() != "LOCAL" and not name.upper().startswith("LIST") and "%" not in name:

@@ -157,7 +157,7 @@ def mine(
     Returns:
         uid → ``(K, 3)`` centres (LPS mm).
     """
-    from engine.ct import load_ct
+    from engine.io.ct import load_ct
 
     uids = list(uids)
     mined: dict[str, np.ndarray] = {}

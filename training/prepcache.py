@@ -211,7 +211,7 @@ def build_series_shards(cache_root: Path, requests: list[ShardRequest]) -> list[
     Returns:
         The metadata written for each shard.
     """
-    from engine.ct import load_ct
+    from engine.io.ct import load_ct
     from engine.geometry import xyz_to_irc
 
     ct = load_ct(requests[0].mhd_path)
