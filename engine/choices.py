@@ -14,3 +14,5 @@ PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
 MODEL_ROLES = ("segmentation", "classifier", "malignancy")
 #: File names of the demo weights in ``resources/models`` (``engine.paths.MODELS_DIR``), per role.
 DEFAULT_WEIGHT_NAMES = {"segmentation": "segmentation.pt", "classifier": "classifier.pt", "malignancy": "malignancy.pt"}
+#: Command-line option naming each role's checkpoint (analyze, evaluate, bench, mine-negatives).
+MODEL_OPTIONS = {"segmentation": "--seg", "classifier": "--cls", "malignancy": "--mal"}

@@ -5,64 +5,39 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from engine.commands.options import add_grouping_arguments, add_model_arguments, grouping_from_args, model_paths_from_args
+
+if TYPE_CHECKING:
+    from engine.detection import DetectionResult, Detector
 
 DESCRIPTION = "detect nodule candidates in a CT (file or DICOM folder) and print the findings"
-
-#: ``engine.detection.grouping.EROSIONS``, spelled out so that building the parser does not import torch.
-EROSION_CHOICES = ("3d", "in-plane", "none")
-
-
-def add_erosion_argument(parser: argparse.ArgumentParser) -> None:
-    """``--erosion``: the erosion before grouping (analyze and evaluate)."""
-    parser.add_argument("--erosion", choices=EROSION_CHOICES, default="3d",
-                        help="erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps"
-                             " small nodules only two slices thick; none")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a .mhd/.mha/.nii/.nii.gz/.nrrd file or a DICOM folder")
     parser.add_argument("--series", default=None, help="series uid to load from a DICOM folder with several")
-    parser.add_argument("--seg", default=None, help="segmentation checkpoint (.pt, or the book's .state); default: demo weights")
-    parser.add_argument("--cls", default=None, help="nodule classifier checkpoint; default: demo weights")
-    parser.add_argument("--mal", default=None, help="malignancy classifier checkpoint; default: demo weights")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run (default auto)")
-    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="float type of the models (auto: float16 on GPU, float32 on CPU)")
+    add_model_arguments(parser)
     parser.add_argument("--csv", default=None, help="write the LUNA16 submission CSV (seriesuid,coordX,coordY,coordZ,probability)")
     parser.add_argument("--json", default=None, help="write all candidates (voxel and LPS coordinates) as JSON")
     parser.add_argument("--nodule-threshold", type=float, default=0.5, help="p_nodule shown as a finding (default 0.5)")
     parser.add_argument("--malignancy-threshold", type=float, default=0.5, help="p_malignant flagged malignant (default 0.5)")
-    parser.add_argument("--seg-threshold", type=float, default=0.5, help="segmentation probability threshold (default 0.5)")
-    add_erosion_argument(parser)
+    add_grouping_arguments(parser)
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung-region search)")
 
 
-def detector_from_args(args: argparse.Namespace):
-    """Build the :class:`~engine.detection.Detector` the options ask for (demo weights for those not given)."""
-    from engine.detection import Detector, DetectorConfig, default_weight_paths
-    from engine.errors import CheckpointError
+def detector_from_args(args: argparse.Namespace) -> Detector:
+    """Build the :class:`~engine.detection.Detector` the options ask for (demo weights for those not given).
 
-    config = DetectorConfig(
-        seg_threshold=args.seg_threshold, precision=args.precision, lung_region=not args.all_slices,
-        erosion=args.erosion,
-    )
-    if args.seg is None and args.cls is None and args.mal is None:
-        return Detector.default(device=args.device, config=config)
-    defaults = default_weight_paths()
-    chosen = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
-    paths = {}
-    for kind, given in chosen.items():
-        path = Path(given) if given else defaults[kind]
-        if not given and not path.exists():
-            option = {"segmentation": "--seg", "classifier": "--cls", "malignancy": "--mal"}[kind]
-            raise CheckpointError(f"no {kind} model: give {option} (the demo weights {path} are missing)")
-        paths[kind] = path
-    return Detector.from_checkpoints(
-        paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device, config=config
-    )
+    Raises:
+        CheckpointError: a checkpoint file is missing or unusable.
+        DeviceError: the device is not available.
+    """
+    from engine.detection import Detector, DetectorConfig
+
+    config = DetectorConfig(grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices)
+    return Detector.from_checkpoints(**model_paths_from_args(args), device=args.device, config=config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"series {ct.series_uid}: {ct.shape[0]} slices of {ct.shape[1]}×{ct.shape[2]}, loaded in {load_seconds:.2f} s")
+    print(f"grouping: {result.grouping.describe()}")
     print(format_findings(result, args.nodule_threshold, args.malignancy_threshold))
     stages = ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items())
     print(f"time (s): {stages}; device {result.device} ({result.precision})")
@@ -109,7 +85,7 @@ def _stage_only(bar):
     return lambda fraction, text: bar(fraction, counts.sub("", text))
 
 
-def format_findings(result, nodule_threshold: float = 0.5, malignancy_threshold: float = 0.5) -> str:
+def format_findings(result: DetectionResult, nodule_threshold: float = 0.5, malignancy_threshold: float = 0.5) -> str:
     """The findings table: candidates with ``p_nodule >= nodule_threshold``, most probable first."""
     nodules = result.nodules(nodule_threshold)
     lines = [

@@ -17,7 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from engine.commands.options import add_grouping_arguments, add_model_arguments, grouping_from_args, model_paths_from_args
 
 DESCRIPTION = "time detection (per stage) on the standard 512x512x300 phantom"
 #: Slices of the standard benchmark volume.
@@ -25,31 +25,26 @@ BENCH_SLICES = 300
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run (default auto)")
-    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="float type (auto: float16 on GPU, float32 on CPU)")
+    add_model_arguments(parser, default="the demo weights, else the book's weights, else untrained models")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     parser.add_argument("--json", default=None, help="also write the report as JSON")
-    parser.add_argument("--seg", default=None, help="segmentation checkpoint instead of the default choice")
-    parser.add_argument("--cls", default=None, help="nodule classifier checkpoint instead of the default choice")
-    parser.add_argument("--mal", default=None, help="malignancy checkpoint instead of the default choice")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung region)")
+    add_grouping_arguments(parser)
 
 
 def bench_models(args: argparse.Namespace) -> tuple[object, object, object, str]:
     """The three models (or checkpoint paths) to time, and a description of them."""
     import torch
 
-    from engine.detection import default_weight_paths
+    from engine.detection import checkpoint_paths, default_weight_paths
     from engine.models import NoduleClassifier, SegmentationModel
     from engine.paths import REPO_ROOT
 
-    if args.seg or args.cls or args.mal:
-        defaults = default_weight_paths()
-        chosen = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
-        paths = {kind: Path(given) if given else defaults[kind] for kind, given in chosen.items()}
+    given = model_paths_from_args(args)
+    if any(given.values()):
+        paths = checkpoint_paths(**given)
         return paths["segmentation"], paths["classifier"], paths["malignancy"], "given checkpoints: " + ", ".join(
             f"{kind} {path}" for kind, path in paths.items()
         )
@@ -120,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.devices import cpu_threads
 
     seg, cls, mal, weights = bench_models(args)
-    config = DetectorConfig(precision=args.precision, lung_region=not args.all_slices)
+    config = DetectorConfig(grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices)
     with tempfile.TemporaryDirectory(prefix="lungcad-bench-") as tmp, cpu_threads(args.threads):
         print("generating the standard phantom ...", flush=True)
         path, series = standard_phantom(args.seed, Path(tmp))

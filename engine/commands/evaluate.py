@@ -12,7 +12,16 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from engine.commands.options import add_grouping_arguments, add_model_arguments, grouping_from_args, model_paths_from_args
+from engine.detection.settings import DetectorConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engine.detection import Detector
+    from engine.io.volume import CtVolume
 
 DESCRIPTION = "evaluate the detector on a LUNA16-format split: the book's table, FROC/CPM, malignancy AUC"
 
@@ -36,17 +45,12 @@ def _count(minimum: int):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engine.commands.analyze import add_erosion_argument
-
     parser.add_argument("--data", required=True, help="LUNA16-format folder (subset*/<uid>.mhd + annotations CSVs)")
     parser.add_argument("--split", default="val", choices=("val", "test", "train", "all"),
                         help="which series to evaluate (default: val, the project-wide validation split)")
     parser.add_argument("--val-stride", type=_count(1), default=10, help="validation stride of the split (default 10)")
     parser.add_argument("--test-stride", type=_count(0), default=0, help="test stride of the split (default 0: no test)")
-    parser.add_argument("--seg", default=None, help="segmentation checkpoint (.pt or the book's .state)")
-    parser.add_argument("--cls", default=None, help="nodule classifier checkpoint")
-    parser.add_argument("--mal", default=None, help="malignancy classifier checkpoint")
-    parser.add_argument("--device", default="auto", help="cuda, cuda:N, mps, cpu or auto (default)")
+    add_model_arguments(parser, precision=False)
     parser.add_argument("--out", default=None,
                         help="output folder (default: <user data>/runs/evaluate-<dataset>-<split>); reused to resume")
     parser.add_argument("--per-series", action="store_true", help="also print the confusion table of every series")
@@ -55,56 +59,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-series", type=_count(1), default=None, help="evaluate only the first N series of the split")
     parser.add_argument("--bootstrap", type=_count(0), default=1000, help="FROC bootstrap resamples (default 1000, 0 = none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    add_erosion_argument(parser)
+    add_grouping_arguments(parser)
     parser.add_argument("--malignancy-at", default="annotation", choices=("annotation", "match"),
                         help="score malignancy by classifying at the annotation centres (default, as the book) "
                              "or from the matched detection")
 
 
-def build_detector(args: argparse.Namespace) -> tuple[Any, str, Any]:
+def build_detector(args: argparse.Namespace) -> tuple[Detector, str, Callable[[CtVolume, np.ndarray], np.ndarray]]:
     """The detector, its fingerprint, and its classify-at-points callable.
 
     ``--seg/--cls/--mal`` each replace one model; the others are the shipped
-    demo weights. Without any of them the demo detector is used.
+    demo weights.
 
     Raises:
-        CheckpointError: a needed demo weight file is missing, or a checkpoint is unusable.
+        CheckpointError: a needed checkpoint file is missing, or a checkpoint is unusable.
         DeviceError: the device is not available.
     """
-    from engine.detection import Detector, DetectorConfig, default_weight_paths
-    from engine.errors import CheckpointError
+    from engine.detection import Detector
 
-    config = DetectorConfig(erosion=getattr(args, "erosion", "3d"))
-    given = {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}
-    if any(given.values()):
-        defaults = default_weight_paths()
-        paths = {}
-        for kind, path in given.items():
-            if path is None and not defaults[kind].exists():
-                flag = {"segmentation": "--seg", "classifier": "--cls", "malignancy": "--mal"}[kind]
-                raise CheckpointError(f"no {flag} given and the demo {kind} weights are missing", defaults[kind])
-            paths[kind] = Path(path) if path else defaults[kind]
-        detector = Detector.from_checkpoints(
-            paths["segmentation"], paths["classifier"], paths["malignancy"], device=args.device, config=config
-        )
-    else:
-        detector = Detector.default(device=args.device, config=config)
+    config = DetectorConfig(grouping=grouping_from_args(args))
+    detector = Detector.from_checkpoints(**model_paths_from_args(args), device=args.device, config=config)
     return detector, detector_fingerprint(detector.model_ids, detector.config), detector.malignancy_at
 
 
-def detector_fingerprint(model_ids: Mapping[str, str], config: Any) -> str:
+def detector_fingerprint(model_ids: Mapping[str, str], config: DetectorConfig) -> str:
     """A short id of what decides the candidates: the models' weight ids and the grouping settings.
 
-    Cached series made under another fingerprint are recomputed.
+    Cached series made under another fingerprint are recomputed. The grouping
+    settings enter as :meth:`~engine.detection.settings.GroupingSettings.non_defaults`
+    beside the threshold (which every fingerprint has named), so settings left
+    at their defaults keep the fingerprints of caches made before they existed.
     """
     identity = {
         "models": dict(sorted(model_ids.items())),
-        "seg_threshold": getattr(config, "seg_threshold", None),
-        "lung_region": getattr(config, "lung_region", None),
+        "seg_threshold": config.grouping.seg_threshold,
+        "lung_region": config.lung_region,
+        **config.grouping.non_defaults(),
     }
-    erosion = getattr(config, "erosion", "3d")
-    if erosion != "3d":  # the default leaves earlier fingerprints (and their caches) valid
-        identity["erosion"] = erosion
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -5,14 +5,15 @@
 >>> [c for c in result.candidates if c.p_nodule >= 0.5]
 
 Every candidate is returned with both probabilities; thresholds are the
-consumer's. ``regroup`` re-derives the candidates at another segmentation
-threshold from the stored probability volume without segmenting again.
+consumer's. ``regroup`` re-derives the candidates with other
+:class:`~engine.detection.settings.GroupingSettings` (threshold, erosion) from
+the stored probability volume without segmenting again.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -20,25 +21,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoints import Checkpoint, load_checkpoint, model_weights_id
 from engine.crops import CLASSIFIER_CROP, crop_starts
-from engine.io.volume import CtVolume
 from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature_size, shared_trunk_depth
-from engine.detection.grouping import Components, check_erosion, equivalent_diameter_mm, group_components
+from engine.detection.grouping import Components, equivalent_diameter_mm, group_components
+from engine.detection.loading import ModelSource, load_models
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume
 from engine.detection.result import Candidate, DetectionResult
 from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory, StageReporter, synchronize, tensor_view
 from engine.detection.segment import empty_levels, levels_to_numpy, segment_slices
+from engine.detection.settings import DetectorConfig, GroupingSettings
+from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
-from engine.errors import CheckpointError, DeviceError
+from engine.errors import DeviceError
 from engine.geometry import irc_to_xyz, xyz_to_irc_continuous
+from engine.io.volume import CtVolume
 from engine.models.classifier import NoduleClassifier
 from engine.models.folded import FoldedSegmentation, can_fold
 from engine.models.segmentation import SegmentationModel
-from engine.paths import MODELS_DIR
 
-#: File names of the demo weights in ``resources/models``.
-DEFAULT_WEIGHTS = {"segmentation": "segmentation.pt", "classifier": "classifier.pt", "malignancy": "malignancy.pt"}
+__all__ = ["Detector", "DetectorConfig", "ModelSource"]
+
 #: Overall progress fraction span of each stage of :meth:`Detector.detect`.
 _STAGE_SPAN = {
     "lung search": (0.0, 0.02),
@@ -49,43 +51,6 @@ _STAGE_SPAN = {
 }
 #: The same for :meth:`Detector.regroup` (no lung search or segmentation).
 _REGROUP_SPAN = {"grouping": (0.0, 0.15), "classification": (0.15, 0.85), "malignancy": (0.85, 1.0)}
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Settings of a :class:`Detector`.
-
-    Args:
-        seg_threshold: Segmentation probability threshold for grouping.
-        precision: ``"auto"`` (float16 autocast on GPU, float32 on CPU),
-            ``"float32"``, ``"bfloat16"`` or ``"float16"`` (see :mod:`engine.devices`).
-        seg_batch_size: Slices per segmentation batch (None: 32 on GPU, 2 on CPU, where
-            small batches stay in cache and run faster).
-        cls_batch_size: Crops per classification batch (None: 256 on GPU, 8 on CPU).
-        lung_region: Segment only slices with lung, inside a window around the
-            lungs (:mod:`engine.detection.lung`); False segments every slice in full.
-        fold_batch_norms: Run the segmentation model with its batch norms folded
-            into the convolutions (:mod:`engine.models.folded`; same output up to
-            float rounding, about 15% faster on the CPU).
-        threads: CPU threads for torch (None: torch's default, the core count).
-        erosion: Erosion before grouping, one of
-            :data:`~engine.detection.grouping.EROSIONS` (``3d``: SPEC §4, the book's).
-    """
-
-    seg_threshold: float = 0.5
-    precision: str = "auto"
-    seg_batch_size: int | None = None
-    cls_batch_size: int | None = None
-    lung_region: bool = True
-    fold_batch_norms: bool = True
-    threads: int | None = None
-    erosion: str = "3d"
-
-    def __post_init__(self) -> None:
-        check_erosion(self.erosion)
-
-
-ModelSource = nn.Module | Checkpoint | str | Path
 
 
 class Detector:
@@ -101,7 +66,7 @@ class Detector:
         classifier: The nodule classifier (same forms).
         malignancy: The malignancy classifier (same forms).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
-        config: Thresholds, precision, batch sizes, lung region.
+        config: Grouping, precision, batch sizes, lung region.
 
     Raises:
         DeviceError: the device is not available.
@@ -119,17 +84,7 @@ class Detector:
         self.config = config or DetectorConfig()
         self.device = resolve_device(device)
         self.policy = precision_policy(self.device, self.config.precision)
-        models = {}
-        ids = {}
-        for kind, source, cls in (
-            ("segmentation", segmentation, SegmentationModel),
-            ("classifier", classifier, NoduleClassifier),
-            ("malignancy", malignancy, NoduleClassifier),
-        ):
-            model, ids[kind] = _as_model(source, kind)
-            if not isinstance(model, cls):
-                raise CheckpointError(f"the {kind} model must be a {cls.__name__}, got {type(model).__name__}")
-            models[kind] = model.eval()
+        models, ids = load_models({"segmentation": segmentation, "classifier": classifier, "malignancy": malignancy})
         self.segmentation: SegmentationModel = models["segmentation"]
         self.classifier: NoduleClassifier = models["classifier"]
         self.malignancy: NoduleClassifier = models["malignancy"]
@@ -144,32 +99,34 @@ class Detector:
     @classmethod
     def from_checkpoints(
         cls,
-        segmentation: str | Path,
-        classifier: str | Path,
-        malignancy: str | Path,
+        segmentation: str | Path | None = None,
+        classifier: str | Path | None = None,
+        malignancy: str | Path | None = None,
+        *,
         device: str | torch.device = "auto",
         config: DetectorConfig | None = None,
     ) -> Detector:
-        """Build from three checkpoint files (ours or the book's ``.state`` files)."""
-        return cls(Path(segmentation), Path(classifier), Path(malignancy), device=device, config=config)
+        """Build from checkpoint files (ours or the book's ``.state`` files); None: the demo weights.
+
+        Args:
+            segmentation: Segmentation checkpoint, or None for the demo weights in ``resources/models``.
+            classifier: Nodule classifier checkpoint, or None.
+            malignancy: Malignancy classifier checkpoint, or None.
+            device: As for :class:`Detector`.
+            config: As for :class:`Detector`.
+
+        Raises:
+            CheckpointError: a file is missing (one message naming each role and
+                path, see :func:`~engine.detection.weights.checkpoint_paths`) or unusable.
+            DeviceError: the device is not available.
+        """
+        paths = checkpoint_paths(segmentation, classifier, malignancy)
+        return cls(paths["segmentation"], paths["classifier"], paths["malignancy"], device=device, config=config)
 
     @classmethod
     def default(cls, device: str | torch.device = "auto", config: DetectorConfig | None = None) -> Detector:
-        """Build from the demo weights shipped in ``resources/models``.
-
-        Raises:
-            CheckpointError: the demo weights are not there.
-        """
-        paths = default_weight_paths()
-        missing = [str(p) for p in paths.values() if not p.exists()]
-        if missing:
-            raise CheckpointError(
-                "the demo model weights are missing (" + ", ".join(missing) + "). They are trained on "
-                "synthetic phantoms with `python main.py train` (README: Training) and shipped in "
-                f"{MODELS_DIR}; meanwhile give your own checkpoints (--seg/--cls/--mal, or Models in the "
-                "viewer; the book's .state files work too)"
-            )
-        return cls.from_checkpoints(paths["segmentation"], paths["classifier"], paths["malignancy"], device, config)
+        """Build from the demo weights shipped in ``resources/models`` (:meth:`from_checkpoints` with none given)."""
+        return cls.from_checkpoints(device=device, config=config)
 
     # --- running ------------------------------------------------------------------------
     def detect(self, ct: CtVolume, progress: Progress | None = None, cancelled: Cancelled | None = None) -> DetectionResult:
@@ -198,7 +155,7 @@ class Detector:
         components = run.timed(
             "grouping",
             "grouping",
-            lambda device: group_components(levels, ct.hu, self.config.seg_threshold, self.config.erosion),
+            lambda device: group_components(levels, ct.hu, self.config.grouping),
         )
         levels_np = levels_to_numpy(levels)
         candidates = self._classify(run, components, previous=None)
@@ -215,8 +172,7 @@ class Detector:
             geometry=ct.geometry,
             candidates=candidates,
             seg_probability=levels_np,
-            seg_threshold=self.config.seg_threshold,
-            erosion=self.config.erosion,
+            grouping=self.config.grouping,
             timings=run.timings,
             device=str(run.device_used),
             model_ids=self.model_ids,
@@ -235,12 +191,11 @@ class Detector:
         self,
         result: DetectionResult,
         ct: CtVolume,
-        seg_threshold: float,
+        grouping: GroupingSettings,
         progress: Progress | None = None,
         cancelled: Cancelled | None = None,
-        erosion: str | None = None,
     ) -> DetectionResult:
-        """Candidates of ``result`` at another segmentation threshold, without segmenting again.
+        """Candidates of ``result`` grouped with other settings, without segmenting again.
 
         Components whose crop is the same as one of ``result``'s candidates (same
         crop start) keep their probabilities when the models are the same;
@@ -249,39 +204,38 @@ class Detector:
         Args:
             result: A result of :meth:`detect` on ``ct``.
             ct: The same CT.
-            seg_threshold: New threshold in [0, 1].
+            grouping: The new grouping settings (threshold, erosion).
             progress: As for :meth:`detect`.
             cancelled: As for :meth:`detect`.
-            erosion: Erosion to group with (:data:`~engine.detection.grouping.EROSIONS`;
-                default: the one ``result`` was grouped with).
 
         Returns:
-            A new result with the new candidates, threshold and erosion, the same probability volume.
+            A new result with the new candidates and grouping, the same probability volume.
 
         Raises:
-            ValueError: a result of another volume, or an unknown erosion.
+            ValueError: a result of another volume.
+            TypeError: ``grouping`` is not a :class:`GroupingSettings`.
         """
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
-        erosion = check_erosion(result.erosion if erosion is None else erosion)
+        if not isinstance(grouping, GroupingSettings):
+            raise TypeError(f"grouping must be a GroupingSettings, got {type(grouping).__name__}")
         with cpu_threads(self.config.threads):
-            return self._regroup(result, ct, seg_threshold, progress, cancelled, erosion)
+            return self._regroup(result, ct, grouping, progress, cancelled)
 
     def _regroup(
         self,
         result: DetectionResult,
         ct: CtVolume,
-        seg_threshold: float,
+        grouping: GroupingSettings,
         progress: Progress | None,
         cancelled: Cancelled | None,
-        erosion: str,
     ) -> DetectionResult:
         run = _Run(self, ct, progress, cancelled, spans=_REGROUP_SPAN)
         began = time.perf_counter()
         components = run.timed(
             "grouping",
             "grouping",
-            lambda device: group_components(result.seg_probability, ct.hu, seg_threshold, erosion),
+            lambda device: group_components(result.seg_probability, ct.hu, grouping),
         )
         previous = result if dict(result.model_ids) == self.model_ids else None
         candidates = self._classify(run, components, previous)
@@ -289,8 +243,7 @@ class Detector:
         return replace(
             result,
             candidates=candidates,
-            seg_threshold=seg_threshold,
-            erosion=erosion,
+            grouping=grouping,
             timings=run.timings,
             device=str(run.device_used),
             messages=tuple(run.notes),
@@ -479,20 +432,3 @@ class _Run:
         self.cpu_seconds[key] = time.process_time() - cpu_began
         self.reporter(stage).report(1.0)
         return value
-
-
-def _as_model(source: ModelSource, kind: str) -> tuple[nn.Module, str]:
-    if isinstance(source, (str, Path)):
-        source = load_checkpoint(source, expected_kind=kind)
-    if isinstance(source, Checkpoint):
-        if source.kind != kind and not (source.kind in ("classifier", "malignancy") and kind in ("classifier", "malignancy")):
-            raise CheckpointError(f"a {source.kind} checkpoint was given as the {kind} model", source.path)
-        return source.model, source.model_id.replace(source.kind, kind, 1)
-    if isinstance(source, nn.Module):
-        return source, model_weights_id(source, kind)
-    raise TypeError(f"the {kind} model must be an nn.Module, a Checkpoint or a path, got {type(source).__name__}")
-
-
-def default_weight_paths() -> Mapping[str, Path]:
-    """Where :meth:`Detector.default` looks for the demo weights."""
-    return {kind: MODELS_DIR / name for kind, name in DEFAULT_WEIGHTS.items()}

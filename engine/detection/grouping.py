@@ -9,7 +9,8 @@ per-label ``center_of_mass`` took seconds per CT), and the size of the
 component grown back by the one voxel layer the erosion removed, within the
 thresholded mask (so that diameters are not those of the eroded core).
 
-The erosion is selectable (:data:`EROSIONS`): the default is SPEC's 3D
+The erosion is selectable (:data:`~engine.detection.settings.EROSIONS`, chosen in
+:class:`~engine.detection.settings.GroupingSettings`): the default is SPEC's 3D
 cross; ``in-plane`` keeps nodules that span only two slices, which the 3D
 cross deletes (on thick slices that is most nodules under ~5 mm).
 
@@ -28,6 +29,7 @@ from scipy import ndimage
 
 from engine.detection.result import threshold_level
 from engine.detection.runtime import tensor_view
+from engine.detection.settings import GroupingSettings
 
 try:
     import cc3d
@@ -36,23 +38,6 @@ except ImportError:  # scipy's labeller below gives the same labels, more slowly
 
 _CROSS_SHIFTS = ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
 _PLANE_SHIFTS = tuple(shift for shift in _CROSS_SHIFTS if shift[0] == 0)
-
-#: Erosions before labelling: ``3d`` is SPEC §4's (the book's) 6-neighbour cross;
-#: ``in-plane`` uses the 4 in-slice neighbours only, so a small nodule only two
-#: slices thick survives it; ``none`` labels the thresholded voxels as they are.
-EROSIONS = ("3d", "in-plane", "none")
-
-
-def check_erosion(erosion: str) -> str:
-    """``erosion`` if it is one of :data:`EROSIONS`.
-
-    Raises:
-        ValueError: it is not.
-    """
-    if erosion not in EROSIONS:
-        raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
-    return erosion
-
 
 @dataclass(frozen=True, eq=False)
 class Components:
@@ -176,7 +161,7 @@ def measure_components(
 
 
 def group_components(
-    levels: np.ndarray | torch.Tensor, hu: np.ndarray, seg_threshold: float = 0.5, erosion: str = "3d"
+    levels: np.ndarray | torch.Tensor, hu: np.ndarray, grouping: GroupingSettings | None = None
 ) -> Components:
     """Threshold, erode, label and measure: the candidates of a segmentation.
 
@@ -185,18 +170,18 @@ def group_components(
             a torch tensor on any device (thresholding and the bounding box are
             computed there).
         hu: ``int16 (I, R, C)`` HU of the CT, for the centre weights.
-        seg_threshold: Segmentation probability threshold (voxels with ``p > t``).
-        erosion: One of :data:`EROSIONS` (default ``3d``, SPEC §4).
+        grouping: Threshold (voxels with ``p > seg_threshold``) and erosion
+            (one of :data:`~engine.detection.settings.EROSIONS`); default:
+            :class:`~engine.detection.settings.GroupingSettings` ``()`` (0.5, ``3d``, SPEC §4).
 
     Returns:
         All components (possibly none).
-
-    Raises:
-        ValueError: unknown ``erosion``.
     """
-    check_erosion(erosion)
+    if grouping is None:
+        grouping = GroupingSettings()
+    erosion = grouping.erosion
     tensor = tensor_view(levels) if isinstance(levels, np.ndarray) else levels
-    mask = tensor > threshold_level(seg_threshold)
+    mask = tensor > threshold_level(grouping.seg_threshold)
     box = _bounding_box(mask)
     if box is None:
         return Components.empty()

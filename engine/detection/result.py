@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from engine.detection.settings import GroupingSettings
 from engine.geometry import Geometry
 
 #: Probability levels stored per voxel (uint8).
@@ -92,7 +93,7 @@ class DetectionResult:
         candidates: Every component found, none dropped by probability.
         seg_probability: ``uint8 (index, row, col)`` levels ``round(255·p)`` of
             the segmentation probability; 0 on slices or areas not segmented.
-        seg_threshold: Threshold the candidates were grouped at.
+        grouping: How the candidates were grouped (threshold, erosion).
         timings: Seconds per stage (``lung_search``, ``segmentation``,
             ``grouping``, ``classification``, ``malignancy``, ``total``).
         device: Where the models ran (``"cpu"``, ``"cuda:0"``...).
@@ -104,7 +105,6 @@ class DetectionResult:
         extra: Diagnostics: ``shared_trunk_stages`` (classifier layers shared with
             the malignancy model), ``segmented_voxels``, ``cpu_seconds`` (process
             CPU time per stage, all threads).
-        erosion: Erosion the candidates were grouped with (``3d``, ``in-plane`` or ``none``).
     """
 
     series_uid: str
@@ -112,7 +112,7 @@ class DetectionResult:
     geometry: Geometry
     candidates: tuple[Candidate, ...]
     seg_probability: np.ndarray
-    seg_threshold: float
+    grouping: GroupingSettings
     timings: Mapping[str, float]
     device: str
     model_ids: Mapping[str, str]
@@ -121,9 +121,10 @@ class DetectionResult:
     segmented_slices: int = 0
     roi_irc: tuple[IntIrc, IntIrc] = ((0, 0, 0), (0, 0, 0))
     extra: Mapping[str, object] = field(default_factory=dict)
-    erosion: str = "3d"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.grouping, GroupingSettings):
+            raise TypeError(f"grouping must be a GroupingSettings, got {type(self.grouping).__name__}")
         if self.seg_probability.shape != tuple(self.shape):
             raise ValueError(f"probability volume {self.seg_probability.shape} does not match the CT {self.shape}")
         if self.seg_probability.dtype != np.uint8:
@@ -133,6 +134,11 @@ class DetectionResult:
         object.__setattr__(self, "messages", tuple(self.messages))
         for name in ("timings", "model_ids", "extra"):
             object.__setattr__(self, name, types.MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def seg_threshold(self) -> float:
+        """The segmentation threshold the candidates were grouped at (``grouping.seg_threshold``)."""
+        return self.grouping.seg_threshold
 
     def probability_slice(self, index: int) -> np.ndarray:
         """Segmentation probability of one slice as float32 ``(rows, cols)`` in [0, 1]."""

@@ -60,10 +60,9 @@ def test_malignancy_stand_in_shares_the_frozen_trunk():
 
 
 def test_bench_models_without_any_weights(monkeypatch, tmp_path):
-    from engine.detection import detector as detector_module
     from engine import paths
 
-    monkeypatch.setattr(detector_module, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
     args = argparse.Namespace(seg=None, cls=None, mal=None)
     seg, cls, mal, description = bench.bench_models(args)
@@ -72,8 +71,8 @@ def test_bench_models_without_any_weights(monkeypatch, tmp_path):
 
 
 def test_bench_models_prefers_book_weights(book_dir, monkeypatch, tmp_path):
-    from engine.detection import detector as detector_module
+    from engine import paths
 
-    monkeypatch.setattr(detector_module, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     seg, cls, mal, description = bench.bench_models(argparse.Namespace(seg=None, cls=None, mal=None))
     assert "book weights" in description and str(seg).endswith("seg_book.best.state")

@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 import main
+from engine.detection.settings import EROSIONS, GroupingSettings
 from engine.checkpoints import save_checkpoint
 from tests.dicom_writer import write_dicom_series
 from tests.engine.fake_chest import lung_block, tiny_classifier, tiny_segmentation
@@ -76,14 +77,14 @@ def test_analyze_dicom_folder(checkpoints, tmp_path, capsys):
 
 
 def test_analyze_without_weights_explains(tmp_path, capsys, monkeypatch):
-    from engine.detection import detector as detector_module
+    import engine.paths
 
-    monkeypatch.setattr(detector_module, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(engine.paths, "MODELS_DIR", tmp_path)
     ct = lung_block(shape=(6, 16, 16), nodules=())
     path = tmp_path / "scan.mhd"
     _write_image(ct, path)
     assert main.main(["analyze", str(path), "--device", "cpu"]) == 2
-    assert "demo model weights are missing" in capsys.readouterr().err
+    assert f"missing checkpoint file: the segmentation model {tmp_path / 'segmentation.pt'}" in capsys.readouterr().err
 
 
 def test_erosion_option_reaches_the_detector(checkpoints):
@@ -99,25 +100,51 @@ def test_erosion_option_reaches_the_detector(checkpoints):
 
     models = ["--seg", str(checkpoints / "seg.pt"), "--cls", str(checkpoints / "cls.pt"),
               "--mal", str(checkpoints / "mal.pt"), "--device", "cpu"]
-    args = parse(analyze_command, ["scan.mhd", *models, "--erosion", "in-plane"])
-    assert analyze_command.detector_from_args(args).config.erosion == "in-plane"
+    args = parse(analyze_command, ["scan.mhd", *models, "--erosion", "in-plane", "--seg-threshold", "0.3"])
+    assert analyze_command.detector_from_args(args).config.grouping == GroupingSettings(0.3, "in-plane")
     spec, spec_id, _ = evaluate_command.build_detector(parse(evaluate_command, ["--data", "d", *models]))
-    assert spec.config.erosion == "3d"
+    assert spec.config.grouping == GroupingSettings()
     other, other_id, _ = evaluate_command.build_detector(parse(evaluate_command, ["--data", "d", *models, "--erosion", "none"]))
-    assert other.config.erosion == "none" and other_id != spec_id
+    assert other.config.grouping.erosion == "none" and other_id != spec_id
     with pytest.raises(SystemExit):
         parse(analyze_command, ["scan.mhd", "--erosion", "2d"])
 
 
-def test_detector_config_refuses_an_unknown_erosion():
-    from engine.detection import DetectorConfig
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--erosion", "2d"], "unknown erosion '2d'"),
+        (["--seg-threshold", "1.5"], "must lie in [0, 1]"),
+        (["--seg-threshold", "x"], "could not convert"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+    ],
+)
+def test_bad_grouping_and_device_options_are_refused_with_the_engines_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main.main(["analyze", "scan.mhd", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
-    with pytest.raises(ValueError, match="erosion"):
-        DetectorConfig(erosion="2d")
+
+def test_grouping_options_follow_the_settings_fields():
+    import argparse
+    import dataclasses
+
+    from engine.commands.options import add_grouping_arguments, grouping_from_args
+
+    parser = argparse.ArgumentParser()
+    add_grouping_arguments(parser)
+    options = {action.dest: action for action in parser._actions if action.dest != "help"}
+    assert set(options) == {f.name for f in dataclasses.fields(GroupingSettings)}
+    assert options["erosion"].choices == EROSIONS and options["erosion"].option_strings == ["--erosion"]
+    assert options["seg_threshold"].option_strings == ["--seg-threshold"]
+    assert grouping_from_args(parser.parse_args([])) == GroupingSettings()
+    assert grouping_from_args(parser.parse_args(["--erosion", "none"])) == GroupingSettings(erosion="none")
+    assert grouping_from_args(parser.parse_args([])).describe() == "threshold 0.50, erosion 3d"
 
 
-def test_cli_erosion_choices_are_the_engines():
-    from engine.commands.analyze import EROSION_CHOICES
-    from engine.detection.grouping import EROSIONS
+def test_device_option_takes_the_engines_names_and_cuda_indices():
+    from engine.choices import DEVICE_CHOICES
+    from engine.commands.options import device_name
 
-    assert EROSION_CHOICES == EROSIONS
+    assert [device_name(name) for name in DEVICE_CHOICES] == list(DEVICE_CHOICES)
+    assert device_name("cuda:1") == "cuda:1" and device_name(" CPU ") == "cpu"

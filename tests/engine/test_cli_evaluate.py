@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 from pathlib import Path
-
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ import torch
 import main
 from engine.checkpoints import save_checkpoint
 from engine.commands import evaluate as evaluate_command
+from engine.detection.settings import DetectorConfig, GroupingSettings
 from engine.evaluation.cache import series_path
 from engine.models import NoduleClassifier, SegmentationModel
 from tests.engine.test_evaluation import FakeDetector, classify_at, write_dataset
@@ -50,17 +49,22 @@ def test_default_output_folder_is_under_the_user_runs(tmp_path: Path) -> None:
 
 
 def test_fingerprint_follows_models_and_grouping_settings() -> None:
-    config = SimpleNamespace(seg_threshold=0.5, lung_region=True)
+    config = DetectorConfig()
     ids = {"segmentation": "segmentation-aa", "classifier": "classifier-bb", "malignancy": "malignancy-cc"}
     base = evaluate_command.detector_fingerprint(ids, config)
     assert base == evaluate_command.detector_fingerprint(dict(reversed(list(ids.items()))), config)
     assert base != evaluate_command.detector_fingerprint({**ids, "malignancy": "malignancy-dd"}, config)
-    assert base != evaluate_command.detector_fingerprint(ids, SimpleNamespace(seg_threshold=0.4, lung_region=True))
-    # the default erosion keeps fingerprints of caches made before the option existed
-    assert base == evaluate_command.detector_fingerprint(ids, SimpleNamespace(seg_threshold=0.5, lung_region=True, erosion="3d"))
-    assert base != evaluate_command.detector_fingerprint(
-        ids, SimpleNamespace(seg_threshold=0.5, lung_region=True, erosion="in-plane")
-    )
+    lower = DetectorConfig(grouping=GroupingSettings(seg_threshold=0.4))
+    assert base != evaluate_command.detector_fingerprint(ids, lower)
+    assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(lung_region=False))
+    assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(erosion="in-plane")))
+    # settings at their defaults keep the fingerprints of caches made before the grouping options existed
+    before = {"models": dict(sorted(ids.items())), "seg_threshold": 0.5, "lung_region": True}
+    assert base == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    older_lower = {**before, "seg_threshold": 0.4}
+    assert evaluate_command.detector_fingerprint(ids, lower) == hashlib.sha256(
+        json.dumps(older_lower, sort_keys=True).encode()
+    ).hexdigest()[:16]
 
 
 def _checkpoints(folder: Path) -> dict[str, Path]:
@@ -101,14 +105,14 @@ def test_evaluate_with_the_real_detector(tmp_path: Path, capsys) -> None:
 
 
 def test_partial_checkpoints_need_the_demo_weights(tmp_path: Path, capsys, monkeypatch) -> None:
-    import engine.detection
+    import engine.paths
 
     data = write_dataset(tmp_path / "luna")
     ckpt = _checkpoints(tmp_path)
-    missing = {k: tmp_path / "nowhere" / f"{k}.pt" for k in ("segmentation", "classifier", "malignancy")}
-    monkeypatch.setattr(engine.detection, "default_weight_paths", lambda: missing)
+    monkeypatch.setattr(engine.paths, "MODELS_DIR", tmp_path / "nowhere")
     assert main.main(["evaluate", "--data", str(data), "--seg", str(ckpt["seg"]), "--device", "cpu"]) == 2
-    assert "no --cls given and the demo classifier weights are missing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the classifier model {tmp_path / 'nowhere' / 'classifier.pt'}" in err and "--cls/--mal" in err
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
+import engine.paths
 from engine.checkpoints import save_checkpoint
 from engine.crops import classifier_input, context_slices, gather_crops
-from engine.detection import Detector, DetectorConfig
+from engine.detection import Detector, DetectorConfig, GroupingSettings
 from engine.detection import detector as detector_module
 from engine.detection.classify import shared_trunk_depth
 from engine.detection.grouping import equivalent_diameter_mm
@@ -101,7 +102,7 @@ def test_probability_volume_is_the_segmentation_output(result, ct, detector):
 
 
 def test_regroup_at_the_same_threshold_reproduces_detect(result, ct, detector):
-    again = detector.regroup(result, ct, 0.5)
+    again = detector.regroup(result, ct, GroupingSettings())
     assert again.candidates == result.candidates
     assert again.seg_probability is result.seg_probability or np.array_equal(again.seg_probability, result.seg_probability)
 
@@ -109,34 +110,34 @@ def test_regroup_at_the_same_threshold_reproduces_detect(result, ct, detector):
 def test_regroup_equals_detect_at_the_new_threshold(result, ct, detector):
     lower = Detector(
         detector.segmentation, detector.classifier, detector.malignancy, device="cpu",
-        config=DetectorConfig(seg_threshold=0.05),
+        config=DetectorConfig(grouping=GroupingSettings(seg_threshold=0.05)),
     ).detect(ct)
-    regrouped = detector.regroup(result, ct, 0.05)
-    assert regrouped.seg_threshold == 0.05
+    regrouped = detector.regroup(result, ct, GroupingSettings(seg_threshold=0.05))
+    assert regrouped.seg_threshold == 0.05 and regrouped.grouping == GroupingSettings(seg_threshold=0.05)
     assert len(regrouped.candidates) == len(lower.candidates)
     for a, b in zip(regrouped.candidates, lower.candidates):
         assert a.center_irc == b.center_irc and a.voxel_count == b.voxel_count
         assert a.p_nodule == pytest.approx(b.p_nodule, abs=1e-6)
     assert "segmentation" not in regrouped.timings
     reports = []
-    detector.regroup(result, ct, 0.3, progress=lambda f, text: reports.append(f))
+    detector.regroup(result, ct, GroupingSettings(seg_threshold=0.3), progress=lambda f, text: reports.append(f))
     assert 0.0 <= reports[0] <= 0.15 and reports[-1] == pytest.approx(1.0)
     assert reports == sorted(reports)
 
 
 def test_regroup_with_another_erosion_equals_detect_with_it(result, ct, detector):
-    assert result.erosion == "3d"
+    assert result.grouping == GroupingSettings(seg_threshold=0.5, erosion="3d")
+    in_plane_settings = GroupingSettings(erosion="in-plane")
     in_plane = Detector(
         detector.segmentation, detector.classifier, detector.malignancy, device="cpu",
-        config=DetectorConfig(erosion="in-plane"),
+        config=DetectorConfig(grouping=in_plane_settings),
     ).detect(ct)
-    assert in_plane.erosion == "in-plane"
-    regrouped = detector.regroup(result, ct, 0.5, erosion="in-plane")
-    assert regrouped.erosion == "in-plane" and regrouped.seg_threshold == 0.5
+    assert in_plane.grouping == in_plane_settings
+    regrouped = detector.regroup(result, ct, in_plane_settings)
+    assert regrouped.grouping == in_plane_settings and regrouped.seg_threshold == 0.5
     assert in_plane.candidates and [c.center_irc for c in regrouped.candidates] == [c.center_irc for c in in_plane.candidates]
-    assert detector.regroup(regrouped, ct, 0.4).erosion == "in-plane", "a re-group keeps the result's erosion"
-    with pytest.raises(ValueError, match="erosion"):
-        detector.regroup(result, ct, 0.5, erosion="2d")
+    with pytest.raises(TypeError, match="GroupingSettings"):
+        detector.regroup(result, ct, 0.5)  # type: ignore[arg-type]
 
 
 def test_regroup_reuses_known_probabilities(result, ct, detector, monkeypatch):
@@ -148,7 +149,7 @@ def test_regroup_reuses_known_probabilities(result, ct, detector, monkeypatch):
         return original(model, volume, starts, **kwargs)
 
     monkeypatch.setattr(detector_module, "classify_crops", counting)
-    detector.regroup(result, ct, 0.5)
+    detector.regroup(result, ct, GroupingSettings())
     assert calls == [0, 0], "no candidate needed classifying again"
 
 
@@ -272,10 +273,36 @@ def test_from_checkpoints_and_kind_errors(tmp_path, ct):
 
 
 def test_default_without_demo_weights_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(detector_module, "MODELS_DIR", tmp_path)
-    with pytest.raises(CheckpointError, match="demo model weights are missing") as info:
+    monkeypatch.setattr(engine.paths, "MODELS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="missing checkpoint file") as info:
         Detector.default(device="cpu")
-    assert "segmentation.pt" in str(info.value) and "--seg" in str(info.value)
+    text = str(info.value)
+    assert f"the segmentation model {tmp_path / 'segmentation.pt'}" in text and "--seg/--cls/--mal" in text
+
+
+def test_from_checkpoints_takes_the_demo_weights_for_roles_not_given(tmp_path, monkeypatch):
+    demo, mine = tmp_path / "demo", tmp_path / "mine"
+    demo.mkdir(), mine.mkdir()
+    monkeypatch.setattr(engine.paths, "MODELS_DIR", demo)
+    save_checkpoint(demo / "segmentation.pt", tiny_segmentation(0), "segmentation", model_args={"depth": 2, "wf": 2})
+    save_checkpoint(demo / "classifier.pt", tiny_classifier(1), "classifier", model_args={"conv_channels": 2})
+    save_checkpoint(demo / "malignancy.pt", tiny_classifier(2), "malignancy", model_args={"conv_channels": 2})
+    save_checkpoint(mine / "cls.pt", tiny_classifier(3), "classifier", model_args={"conv_channels": 2})
+    all_demo = Detector.from_checkpoints(device="cpu")
+    assert all_demo.model_ids == Detector.default(device="cpu").model_ids
+    one_given = Detector.from_checkpoints(classifier=mine / "cls.pt", device="cpu")
+    assert one_given.model_ids["segmentation"] == all_demo.model_ids["segmentation"]
+    assert one_given.model_ids["malignancy"] == all_demo.model_ids["malignancy"]
+    assert one_given.model_ids["classifier"] != all_demo.model_ids["classifier"]
+    # a missing file, given or demo: one message naming the role and the path
+    (demo / "malignancy.pt").unlink()
+    with pytest.raises(CheckpointError) as given_missing:
+        Detector.from_checkpoints(segmentation=mine / "seg.pt", device="cpu")
+    assert f"the segmentation model {mine / 'seg.pt'}; the malignancy model {demo / 'malignancy.pt'}" in str(
+        given_missing.value
+    )
+    with pytest.raises(CheckpointError, match="missing checkpoint file: the malignancy model"):
+        Detector.from_checkpoints(classifier=mine / "cls.pt", device="cpu")
 
 
 def test_book_models_on_the_real_crop(book_dir):

@@ -1,0 +1,141 @@
+"""How a detection groups its segmentation into candidates, and the detector's settings (torch-free).
+
+:class:`GroupingSettings` is the one object that carries the grouping
+parameters from where they are chosen (the CLI options, the viewer's CAD
+panel) to where they act (:meth:`~engine.detection.Detector.regroup`,
+:func:`~engine.detection.grouping.group_components`), into the result
+(:attr:`DetectionResult.grouping`) and into the evaluation cache's
+fingerprint. Each field states its command-line help (and choices) in its
+``metadata``; :mod:`engine.commands.options` derives the options from them, so
+a new grouping option is a new field here, its control in the CAD panel, and
+the code that uses it.
+
+Nothing here imports torch: building a parser, a settings form or the viewer's
+state does not load it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Erosions before labelling: ``3d`` is SPEC §4's (the book's) 6-neighbour cross;
+#: ``in-plane`` uses the 4 in-slice neighbours only, so a small nodule only two
+#: slices thick survives it; ``none`` labels the thresholded voxels as they are.
+EROSIONS = ("3d", "in-plane", "none")
+#: Names of the erosions for people (the CAD panel's choice), in :data:`EROSIONS` order.
+EROSION_NAMES = {"3d": "3D cross (book)", "in-plane": "In-plane", "none": "None"}
+
+
+def check_erosion(erosion: str) -> str:
+    """``erosion`` if it is one of :data:`EROSIONS`.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if erosion not in EROSIONS:
+        raise ValueError(f"unknown erosion {erosion!r}; use one of {', '.join(EROSIONS)}")
+    return erosion
+
+
+def _option(help_text: str, label: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Field metadata: the command-line ``help``, the ``label`` in :meth:`GroupingSettings.describe`, ``choices``."""
+    metadata: dict[str, Any] = {"help": help_text, "label": label}
+    if choices is not None:
+        metadata["choices"] = choices
+    return metadata
+
+
+@dataclass(frozen=True)
+class GroupingSettings:
+    """How the segmentation probabilities become candidates (SPEC §4, steps 2–3).
+
+    Args:
+        seg_threshold: Segmentation probability threshold in [0, 1]; voxels with
+            ``p > seg_threshold`` are grouped.
+        erosion: Erosion before labelling, one of :data:`EROSIONS` (``3d``: SPEC §4, the book's).
+
+    Raises:
+        ValueError: a value out of range or not among its choices.
+    """
+
+    seg_threshold: float = field(
+        default=0.5,
+        metadata=_option("segmentation probability threshold: voxels above it are grouped (default 0.5)", "threshold"),
+    )
+    erosion: str = field(
+        default="3d",
+        metadata=_option(
+            "erosion before grouping: 3d = the book's 6-neighbour cross (default); in-plane keeps small nodules"
+            " only two slices thick; none",
+            "erosion",
+            EROSIONS,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        threshold = self.seg_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise ValueError(f"segmentation threshold must be a number, got {threshold!r}")
+        if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+            raise ValueError(f"segmentation threshold must lie in [0, 1], got {threshold}")
+        object.__setattr__(self, "seg_threshold", float(threshold))
+        check_erosion(self.erosion)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by field name (e.g. for a findings export)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def non_defaults(self) -> dict[str, Any]:
+        """The settings that differ from their defaults, by field name.
+
+        The evaluation cache's fingerprint adds these, so a new option left at its
+        default keeps the fingerprints (and caches) made before it existed.
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
+
+    def describe(self) -> str:
+        """Words for a status line or report, e.g. ``"threshold 0.50, erosion 3d"``."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.metadata['label']} {value:.2f}" if isinstance(value, float) else f"{f.metadata['label']} {value}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of a :class:`~engine.detection.Detector`.
+
+    Args:
+        grouping: How candidates are grouped from the segmentation (threshold, erosion).
+        precision: ``"auto"`` (float16 autocast on GPU, float32 on CPU),
+            ``"float32"``, ``"bfloat16"`` or ``"float16"`` (see :mod:`engine.devices`).
+        seg_batch_size: Slices per segmentation batch (None: 32 on GPU, 2 on CPU, where
+            small batches stay in cache and run faster).
+        cls_batch_size: Crops per classification batch (None: 256 on GPU, 8 on CPU).
+        lung_region: Segment only slices with lung, inside a window around the
+            lungs (:mod:`engine.detection.lung`); False segments every slice in full.
+        fold_batch_norms: Run the segmentation model with its batch norms folded
+            into the convolutions (:mod:`engine.models.folded`; same output up to
+            float rounding, about 15% faster on the CPU).
+        threads: CPU threads for torch (None: torch's default, the core count).
+
+    Raises:
+        TypeError: ``grouping`` is not a :class:`GroupingSettings`.
+    """
+
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
+    precision: str = "auto"
+    seg_batch_size: int | None = None
+    cls_batch_size: int | None = None
+    lung_region: bool = True
+    fold_batch_norms: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grouping, GroupingSettings):
+            raise TypeError(f"grouping must be a GroupingSettings, got {type(self.grouping).__name__}")
