@@ -74,6 +74,7 @@ def standard_ct(seed: int, synthetic: bool, shape: tuple[int, int, int]):
 def fake_result(ct, n: int, seed: int):
     """A detection result with ``n`` candidates and a probability blob at each (no models run)."""
     from engine.detection.result import Candidate, DetectionResult
+    from engine.detection.settings import GroupingSettings
     from engine.geometry import irc_to_xyz
 
     rng = np.random.default_rng(seed)
@@ -93,7 +94,7 @@ def fake_result(ct, n: int, seed: int):
             Candidate(k + 1, tuple(float(v) for v in centre), xyz, float(rng.uniform()), float(rng.uniform()),
                       int(np.prod(hi - lo)), diameter, (tuple(int(v) for v in lo), tuple(int(v) for v in hi)))
         )
-    return DetectionResult(ct.series_uid, ct.shape, ct.geometry, tuple(candidates), prob, 0.5,
+    return DetectionResult(ct.series_uid, ct.shape, ct.geometry, tuple(candidates), prob, GroupingSettings(),
                            {"total": 0.0}, "none", {"segmentation": "bench"})
 
 

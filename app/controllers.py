@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.state import ViewerState
 from app.workers import DetectorProvider, DetectWorker, LoadRequest, LoadWorker, ThreadPool
+from engine.detection.result import DetectionResult
+from engine.detection.settings import GroupingSettings
+from engine.io.dicom import DicomSeriesInfo
+from engine.io.volume import CtVolume
 
 
 class LoadController(QObject):
@@ -45,7 +48,7 @@ class LoadController(QObject):
         self.state = state
         self.pool = pool
         self._worker: LoadWorker | None = None
-        self._choice: tuple[Any, Any] | None = None
+        self._choice: tuple[Path, list[DicomSeriesInfo]] | None = None
         #: True while (and after) opening the demo series rather than a user file.
         self.loading_demo = False
 
@@ -76,12 +79,12 @@ class LoadController(QObject):
         self.progress.emit(fraction, text)
 
     @Slot(object, object)
-    def _on_loaded(self, ct: Any, path: Any) -> None:
+    def _on_loaded(self, ct: CtVolume, path: Path) -> None:
         self.state.set_volume(ct)
         self.loaded.emit(ct, path)
 
     @Slot(object, object)
-    def _on_series_found(self, folder: Any, series: Any) -> None:
+    def _on_series_found(self, folder: Path, series: list[DicomSeriesInfo]) -> None:
         self._choice = (folder, series)  # reported once the worker is done, so open() can be called at once
 
     @Slot(str)
@@ -132,7 +135,7 @@ class DetectController(QObject):
         self.pool = pool
         self._worker: DetectWorker | None = None
         self._kind = ""
-        self._ct: Any = None
+        self._ct: CtVolume | None = None
         self._t0 = 0.0
         self.last_elapsed = 0.0
         self.last_kind = ""
@@ -158,18 +161,17 @@ class DetectController(QObject):
             return False
         return self._start(DetectWorker(self.provider, ct), "detect")
 
-    def regroup(self, seg_threshold: float, erosion: str | None = None) -> bool:
-        """Re-group the current result at another segmentation threshold and/or erosion
-        (``None``: the result's; no new segmentation). False when nothing would change."""
+    def regroup(self, grouping: GroupingSettings) -> bool:
+        """Re-group the current result with other grouping settings (no new segmentation).
+
+        Returns:
+            False without a result, while a run is in progress, or when ``grouping``
+            is the result's own (nothing would change).
+        """
         ct, result = self.state.volume, self.state.result
-        if ct is None or result is None or self._worker is not None:
+        if ct is None or result is None or self._worker is not None or grouping == result.grouping:
             return False
-        current = getattr(result, "erosion", "3d")
-        erosion = current if erosion is None else erosion
-        if abs(float(seg_threshold) - float(result.seg_threshold)) < 1e-9 and erosion == current:
-            return False
-        worker = DetectWorker(self.provider, ct, regroup_from=result, seg_threshold=seg_threshold, erosion=erosion)
-        return self._start(worker, "regroup")
+        return self._start(DetectWorker(self.provider, ct, regroup_from=result, grouping=grouping), "regroup")
 
     def cancel(self) -> None:
         """Ask the running worker to stop (it reports ``cancelled`` soon after)."""
@@ -195,7 +197,7 @@ class DetectController(QObject):
         self.progress.emit(fraction, stage)
 
     @Slot(object)
-    def _on_done(self, result: Any) -> None:
+    def _on_done(self, result: DetectionResult) -> None:
         if self.state.volume is not self._ct:
             return  # the user opened another series meanwhile
         self.state.set_result(result, regrouped=self._kind == "regroup")

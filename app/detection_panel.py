@@ -8,7 +8,8 @@ background from the stored probabilities.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import dataclasses
+from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +28,8 @@ from PySide6.QtWidgets import (
 
 from app.controllers import DetectController
 from app.state import OverlayMode, ViewerState
+from engine.detection.result import DetectionResult
+from engine.detection.settings import EROSION_NAMES, EROSIONS, GroupingSettings
 
 #: Shown next to results from the bundled demo models.
 DEMO_DISCLAIMER = "Demo model trained on synthetic data — not for clinical use."
@@ -151,8 +154,8 @@ class DetectionPanel(QWidget):
         form.addRow("Malignant p ≥", self.malignancy_slider)
         form.addRow("Segmentation", self.seg_slider)
         self.erosion = QComboBox()
-        for value, text in (("3d", "3D cross (book)"), ("in-plane", "In-plane"), ("none", "None")):
-            self.erosion.addItem(text, value)
+        for value in EROSIONS:
+            self.erosion.addItem(EROSION_NAMES[value], value)
         self.erosion.setToolTip(
             "Erosion before the flagged voxels are grouped into candidates. The book's 3D cross drops "
             "specks but also small nodules only two slices thick; in-plane keeps those (more candidates). "
@@ -210,15 +213,15 @@ class DetectionPanel(QWidget):
         verb = "Re-grouping" if self.controller.kind == "regroup" else "Detecting"
         self.stage.setText(f"{verb}: {stage}   {self.controller.elapsed():.1f} s")
 
-    def _on_done(self, result: Any) -> None:
+    def _on_done(self, result: DetectionResult) -> None:
         self.progress.setValue(1000)
-        timings = dict(getattr(result, "timings", {}) or {})
+        timings = dict(result.timings)
         total = float(timings.pop("total", self.controller.elapsed()))
         parts = ", ".join(f"{k.replace('_', ' ')} {float(v):.1f} s" for k, v in timings.items())
-        device = getattr(result, "device", "?")
         verb = "Re-grouped" if self.controller.last_kind == "regroup" else "Detected"
-        lines = [f"{verb} in {total:.1f} s on {device}" + (f" ({parts})" if parts else "")]
-        lines += [str(m) for m in getattr(result, "messages", ()) or ()]
+        lines = [f"{verb} in {total:.1f} s on {result.device}" + (f" ({parts})" if parts else "")]
+        lines.append(f"Grouping: {result.grouping.describe()}")
+        lines += [str(m) for m in result.messages]
         self.stage.setText("\n".join(lines))
 
     def _on_failed(self, message: str) -> None:
@@ -284,14 +287,20 @@ class DetectionPanel(QWidget):
         if hasattr(self, "_regroup_timer"):
             self._regroup_timer.start()
 
+    def chosen_grouping(self) -> GroupingSettings:
+        """The grouping settings the controls show (a re-group asks for these)."""
+        return dataclasses.replace(
+            self.state.grouping, seg_threshold=self.seg_slider.value(), erosion=self.erosion.currentData()
+        )
+
     def _request_regroup(self) -> None:
-        if not self.controller.regroup(self.seg_slider.value(), self.erosion.currentData()) and not self.controller.busy:
+        if not self.controller.regroup(self.chosen_grouping()) and not self.controller.busy:
             self._show_grouping()
 
     def _show_grouping(self) -> None:
-        """Show the current result's segmentation threshold and erosion."""
-        self.seg_slider.set_value(self.state.seg_threshold)
-        erosion = getattr(self.state.result, "erosion", "3d")
+        """Show the current result's grouping settings (threshold, erosion) in the controls."""
+        grouping = self.state.grouping
+        self.seg_slider.set_value(grouping.seg_threshold)
         self.erosion.blockSignals(True)
-        self.erosion.setCurrentIndex(max(0, self.erosion.findData(erosion)))
+        self.erosion.setCurrentIndex(max(0, self.erosion.findData(grouping.erosion)))
         self.erosion.blockSignals(False)

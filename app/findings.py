@@ -17,30 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from app.planes import PlaneLayout
+from engine.detection.result import Candidate
 
 
 #: Gap between a finding's edge and its circle, in mm (at least; 30 % of the radius for large ones).
 MARKER_MARGIN_MM = 2.5
 #: Smallest circle drawn, radius in mm.
 MIN_MARKER_RADIUS_MM = 4.0
-
-
-class CandidateLike(Protocol):
-    """What the viewer reads from an ``engine.detection.Candidate``."""
-
-    id: int
-    center_irc: tuple[float, float, float]
-    center_xyz: tuple[float, float, float]
-    p_nodule: float
-    p_malignant: float
-    voxel_count: int
-    diameter_mm: float
-    bbox_irc: Any  # ((lo_i, lo_r, lo_c), (hi_i, hi_r, hi_c)): lo inclusive, hi exclusive
 
 
 class FindingClass(IntEnum):
@@ -88,7 +76,7 @@ class Finding:
         mark: The reader's verdict, if any.
     """
 
-    candidate: CandidateLike
+    candidate: Candidate
     klass: FindingClass
     malignant: bool
     mark: Mark | None = None
@@ -139,7 +127,7 @@ class FindingSet:
 
 
 def classify(
-    candidates: Sequence[CandidateLike],
+    candidates: Sequence[Candidate],
     thresholds: Thresholds,
     marks: Mapping[int, Mark] | None = None,
 ) -> FindingSet:
@@ -180,7 +168,7 @@ def classify(
     return FindingSet(findings, len(candidates))
 
 
-def slice_span(candidate: CandidateLike, axis: int, spacing_mm: float) -> tuple[int, int]:
+def slice_span(candidate: Candidate, axis: int, spacing_mm: float) -> tuple[int, int]:
     """The slices (inclusive) along an array axis that a candidate spans.
 
     Uses the candidate's bounding box (``hi`` exclusive, as the engine's
@@ -294,7 +282,7 @@ def plane_markers(findings: Sequence[Finding], layout: PlaneLayout) -> PlaneMark
 
 
 def carry_marks(
-    old: Sequence[CandidateLike], new: Sequence[CandidateLike], marks: Mapping[int, Mark]
+    old: Sequence[Candidate], new: Sequence[Candidate], marks: Mapping[int, Mark]
 ) -> dict[int, Mark]:
     """Move reader marks onto the candidates of a re-grouped result.
 

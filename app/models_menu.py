@@ -18,11 +18,13 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from app.call_worker import CallWorker
-from app.model_choice import ROLE_LABELS, ROLES, ModelChoice, check_checkpoint, detector_factory
+from app.model_choice import ROLE_LABELS, ModelChoice, check_checkpoint, detector_factory
 from app.settings import AppSettings
 from app.training.run_folders import finished_checkpoints
 from app.workers import DetectorProvider, ThreadPool
-from engine.paths import MODELS_DIR, runs_dir
+from engine.choices import MODEL_ROLES
+from engine.detection.weights import default_weight_paths
+from engine.paths import runs_dir
 
 #: File ▸ open filter for checkpoints.
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.state);;All files (*)"
@@ -103,7 +105,7 @@ class ModelsMenu(QObject):
     def classifier_checkpoint(self) -> Path | None:
         """The nodule classifier Detect uses, as a file (the demo weights' when present): what a malignancy run fine-tunes."""
         chosen = self.choice.path("classifier")
-        demo = MODELS_DIR / "classifier.pt"
+        demo = default_weight_paths()["classifier"]
         return chosen if chosen is not None else (demo if demo.is_file() else None)
 
     @property
@@ -141,7 +143,7 @@ class ModelsMenu(QObject):
     # --- the menu -----------------------------------------------------------------------------
     def _build_menu(self) -> None:
         self.submenus: dict[str, QMenu] = {}
-        for role in ROLES:
+        for role in MODEL_ROLES:
             submenu = self.menu.addMenu(f"{ROLE_LABELS[role]} model")
             submenu.aboutToShow.connect(lambda r=role: self.fill_role_menu(r))
             self.submenus[role] = submenu

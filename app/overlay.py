@@ -11,6 +11,7 @@ import numpy as np
 
 from app.planes import PlaneLayout, slice_2d
 from app.windowing import WindowLevel, window_to_uint8
+from engine.detection.result import threshold_level
 
 #: Overlay colour (RGB): a cyan that stays distinct from the yellow/red markers
 #: and from grey lung tissue.
@@ -34,16 +35,6 @@ def probability_u8(values: np.ndarray) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
-def mask_level(seg_threshold: float) -> int:
-    """The largest stored level that is not segmented at ``seg_threshold``.
-
-    A voxel with level ``q`` (probability × 255) is segmented when ``q > mask_level(t)``:
-    the engine's rule (``engine.detection.result.threshold_level``), restated here so
-    the GUI thread never imports the detection package (it imports torch).
-    """
-    return int(np.floor(float(seg_threshold) * 255 + 1e-9))
-
-
 def outline_u8(levels: np.ndarray, seg_threshold: float) -> np.ndarray:
     """The outline of the segmentation on one slice: 255 on the mask's edge pixels, else 0.
 
@@ -58,7 +49,7 @@ def outline_u8(levels: np.ndarray, seg_threshold: float) -> np.ndarray:
     Returns:
         C-contiguous ``uint8`` array of the same shape.
     """
-    mask = levels > mask_level(seg_threshold)
+    mask = levels > threshold_level(seg_threshold)
     inner = mask.copy()
     inner[1:, :] &= mask[:-1, :]
     inner[:-1, :] &= mask[1:, :]
@@ -92,7 +83,7 @@ def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVE
     Args:
         mode: ``"probability"`` (opacity grows with the probability, nothing
             below 0.1), ``"mask"`` (solid where the voxel is segmented at
-            ``seg_threshold``, see :func:`mask_level`), ``"outline"`` and
+            ``seg_threshold``, see :func:`~engine.detection.result.threshold_level`), ``"outline"`` and
             ``"findings"`` (solid at 255 only: for images made by
             :func:`outline_u8`), or ``"off"`` (fully transparent).
         seg_threshold: Segmentation threshold in [0, 1], for the mask.
@@ -107,7 +98,7 @@ def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVE
     if mode == "probability":
         lut[:, 3] = np.rint(np.clip((p - 0.1) / 0.9, 0.0, 1.0) * 255.0).astype(np.uint8)
     elif mode == "mask":
-        lut[mask_level(seg_threshold) + 1 :, 3] = 255
+        lut[threshold_level(seg_threshold) + 1 :, 3] = 255
     elif mode in ("outline", "findings"):
         lut[255, 3] = 255
     elif mode != "off":

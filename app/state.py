@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from app.findings import FindingSet, Mark, Thresholds, carry_marks, classify
 from app.windowing import WindowLevel
+from engine.detection.result import DetectionResult
+from engine.detection.settings import GroupingSettings
 from engine.io.volume import CtVolume
 
 EVENTS = ("volume", "crosshair", "window", "overlay", "result", "findings", "selection", "cad")
@@ -62,8 +64,8 @@ class ViewerState:
         # the outline of what was segmented, around the findings only: informative, never cluttered
         self._overlay_mode = OverlayMode.FINDINGS
         self._thresholds = thresholds or Thresholds()
-        self._seg_threshold = 0.5
-        self._result: Any = None
+        self._grouping = GroupingSettings()
+        self._result: DetectionResult | None = None
         self._marks: dict[int, Mark] = {}
         self._selected: int | None = None
         self._hide_cad = False
@@ -186,22 +188,27 @@ class ViewerState:
             self._refresh_findings()
 
     @property
-    def seg_threshold(self) -> float:
-        """Segmentation threshold the current result was grouped at."""
-        return self._seg_threshold
+    def grouping(self) -> GroupingSettings:
+        """How the current (or last) result was grouped: segmentation threshold, erosion."""
+        return self._grouping
 
     @property
-    def result(self) -> Any:
-        """The current ``DetectionResult``, or None."""
+    def seg_threshold(self) -> float:
+        """Segmentation threshold the current result was grouped at (``grouping.seg_threshold``)."""
+        return self._grouping.seg_threshold
+
+    @property
+    def result(self) -> DetectionResult | None:
+        """The current detection result, or None."""
         return self._result
 
-    def set_result(self, result: Any, *, regrouped: bool = False) -> None:
+    def set_result(self, result: DetectionResult | None, *, regrouped: bool = False) -> None:
         """Show a detection result (None clears it).
 
         Args:
-            result: A ``DetectionResult`` for the open volume, or None.
-            regrouped: True when ``result`` re-groups the current one at another
-                segmentation threshold: reader marks follow to the new candidates.
+            result: A result for the open volume, or None.
+            regrouped: True when ``result`` re-groups the current one with other
+                grouping settings: reader marks follow to the new candidates.
 
         Raises:
             ValueError: the result's shape differs from the open volume's.
@@ -217,7 +224,7 @@ class ViewerState:
             self._marks = {}
         self._result = result
         if result is not None:
-            self._seg_threshold = float(result.seg_threshold)
+            self._grouping = result.grouping
         self._emit("result")
         self._refresh_findings()
 

@@ -15,17 +15,23 @@ import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from engine.detection.result import DetectionResult
+from engine.detection.settings import GroupingSettings
 from engine.errors import CancelledError, EngineError
+from engine.io.volume import CtVolume
+
+if TYPE_CHECKING:
+    from engine.detection import Detector  # imports torch: for type checking only
 
 #: Builds the detector; called in the worker thread the first time Detect runs.
-DetectorFactory = Callable[[], Any]
+DetectorFactory = Callable[[], "Detector"]
 
 
-def default_detector() -> Any:
+def default_detector() -> Detector:
     """The engine's bundled detector (demo weights), on the best device available."""
     from engine.detection import Detector  # imports torch: only ever called off the GUI thread
 
@@ -45,10 +51,10 @@ class DetectorProvider:
     def __init__(self, factory: DetectorFactory = default_detector, demo: bool | None = None) -> None:
         self._factory = factory
         self.demo = (factory is default_detector) if demo is None else bool(demo)
-        self._detector: Any = None
+        self._detector: Detector | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Any:
+    def get(self) -> Detector:
         """The detector, building it on the first call (thread-safe)."""
         with self._lock:
             if self._detector is None:
@@ -160,10 +166,9 @@ class DetectWorker(QObject):
     Args:
         provider: Gives the detector (built here, in the worker thread, on first use).
         ct: The open volume.
-        regroup_from: When set, a previous ``DetectionResult`` to re-group at
-            ``seg_threshold`` instead of detecting again.
-        seg_threshold: Segmentation threshold for a re-group.
-        erosion: Erosion for a re-group (``None``: the previous result's).
+        regroup_from: When set, a previous result of ``ct`` to re-group with
+            ``grouping`` instead of detecting again.
+        grouping: The grouping settings of a re-group (required with ``regroup_from``).
 
     Signals:
         progress(float, str): fraction done and the current stage.
@@ -182,17 +187,17 @@ class DetectWorker(QObject):
     def __init__(
         self,
         provider: DetectorProvider,
-        ct: Any,
-        regroup_from: Any = None,
-        seg_threshold: float | None = None,
-        erosion: str | None = None,
+        ct: CtVolume,
+        regroup_from: DetectionResult | None = None,
+        grouping: GroupingSettings | None = None,
     ) -> None:
         super().__init__()
+        if (regroup_from is None) != (grouping is None):
+            raise ValueError("a re-group needs both the previous result and the grouping settings")
         self.provider = provider
         self.ct = ct
         self.regroup_from = regroup_from
-        self.seg_threshold = seg_threshold
-        self.erosion = erosion
+        self.grouping = grouping
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -211,15 +216,10 @@ class DetectWorker(QObject):
             detector = self.provider.get()
             if self._cancel.is_set():
                 raise CancelledError()
-            if self.regroup_from is not None:
-                self.progress.emit(0.0, f"re-grouping at threshold {self.seg_threshold:.2f}")
+            if self.regroup_from is not None and self.grouping is not None:
+                self.progress.emit(0.0, f"re-grouping: {self.grouping.describe()}")
                 result = detector.regroup(
-                    self.regroup_from,
-                    self.ct,
-                    float(self.seg_threshold),
-                    progress=self._report,
-                    cancelled=self.is_cancelled,
-                    erosion=self.erosion,
+                    self.regroup_from, self.ct, self.grouping, progress=self._report, cancelled=self.is_cancelled
                 )
             else:
                 result = detector.detect(self.ct, progress=self._report, cancelled=self.is_cancelled)

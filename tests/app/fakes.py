@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from engine.detection.result import Candidate, DetectionResult
+from engine.detection.settings import GroupingSettings
 from engine.errors import CancelledError
 from engine.geometry import irc_to_xyz
 
@@ -54,8 +55,7 @@ class FakeDetector:
         self.specs = list(specs)
         self.stage_delay = stage_delay
         self.detect_calls = 0
-        self.regroup_calls: list[float] = []
-        self.regroup_erosions: list[str | None] = []
+        self.regroup_calls: list[GroupingSettings] = []
         self.threads: list[int] = []
         self.started = threading.Event()
 
@@ -82,7 +82,7 @@ class FakeDetector:
             geometry=ct.geometry,
             candidates=candidates,
             seg_probability=probability_volume(ct, candidates),
-            seg_threshold=0.5,
+            grouping=GroupingSettings(),
             timings={"segmentation": 0.01, "grouping": 0.01, "classification": 0.01, "malignancy": 0.01, "total": 0.04},
             device="cpu",
             model_ids={"segmentation": "demo-seg", "classifier": "demo-cls", "malignancy": "demo-mal"},
@@ -92,18 +92,18 @@ class FakeDetector:
         self,
         result: DetectionResult,
         ct,
-        seg_threshold: float,
+        grouping: GroupingSettings,
         progress: Callable | None = None,
         cancelled: Callable | None = None,
-        erosion: str | None = None,
     ) -> DetectionResult:
         """Fewer candidates at higher thresholds: keeps specs with p_nodule >= threshold - 0.4, renumbered from 100.
 
-        The erosion asked for is recorded in ``regroup_erosions`` and in the result.
+        The settings asked for are recorded in ``regroup_calls`` and in the result.
         """
-        self.regroup_calls.append(seg_threshold)
-        self.regroup_erosions.append(erosion)
+        if not isinstance(grouping, GroupingSettings):
+            raise TypeError(f"grouping must be a GroupingSettings, got {type(grouping).__name__}")
+        self.regroup_calls.append(grouping)
         self.threads.append(threading.get_ident())
-        kept = [s for s in self.specs if s[1] >= seg_threshold - 0.4]
+        kept = [s for s in self.specs if s[1] >= grouping.seg_threshold - 0.4]
         candidates = tuple(make_candidate(ct, 100 + k, *spec) for k, spec in enumerate(kept))
-        return replace(result, candidates=candidates, seg_threshold=seg_threshold, erosion=erosion or result.erosion)
+        return replace(result, candidates=candidates, grouping=grouping)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from app.detection_panel import DEMO_DISCLAIMER
 from app.findings import Mark
 from app.planes import Plane
+from engine.detection.settings import EROSIONS, GroupingSettings
 from engine.errors import CheckpointError
 from tests.app.conftest import detect_and_wait, open_and_wait
 
@@ -155,7 +156,7 @@ def test_sensitivity_regroups_from_stored_probabilities(qtbot, detected, fake_de
     detected.state.set_mark(1, Mark.ACCEPTED)
     with qtbot.waitSignal(detected.detector.done, timeout=10000):
         detected.detection_panel.seg_slider.slider.setValue(80)
-    assert fake_detector.regroup_calls == [pytest.approx(0.8)] and fake_detector.detect_calls == 1
+    assert fake_detector.regroup_calls == [GroupingSettings(seg_threshold=0.8)] and fake_detector.detect_calls == 1
     assert fake_detector.threads[-1] != threading.get_ident()
     assert detected.state.seg_threshold == pytest.approx(0.8)
     assert [r[0] for r in _table(detected)] == ["100", "101", "102"]
@@ -276,12 +277,15 @@ def test_erosion_choice_regroups_and_follows_the_result(qtbot, detected, fake_de
     with qtbot.waitSignal(detected.detector.done, timeout=10000):
         panel.erosion.setCurrentIndex(panel.erosion.findData("in-plane"))
         panel.erosion.activated.emit(panel.erosion.currentIndex())
-    assert fake_detector.regroup_erosions == ["in-plane"] and fake_detector.detect_calls == 1
-    assert fake_detector.regroup_calls == [pytest.approx(detected.state.seg_threshold)]
-    assert detected.state.result.erosion == "in-plane" and "Re-grouped" in panel.stage.text()
+    # the panel's choice reaches Detector.regroup as one GroupingSettings, the threshold kept
+    assert fake_detector.regroup_calls == [GroupingSettings(seg_threshold=0.5, erosion="in-plane")]
+    assert fake_detector.detect_calls == 1
+    assert detected.state.result.grouping.erosion == "in-plane" and detected.state.grouping.erosion == "in-plane"
+    assert "Re-grouped" in panel.stage.text() and "erosion in-plane" in panel.stage.text()
     # choosing what the result already has starts nothing
     panel.erosion.activated.emit(panel.erosion.currentIndex())
-    assert not detected.detector.busy and len(fake_detector.regroup_erosions) == 1
+    assert not detected.detector.busy and len(fake_detector.regroup_calls) == 1
     # a new Detect groups with the detector's own setting, and the choice follows it
     detect_and_wait(qtbot, detected)
     assert panel.erosion.currentData() == "3d"
+    assert [panel.erosion.itemData(i) for i in range(panel.erosion.count())] == list(EROSIONS)

@@ -21,7 +21,7 @@ class _Block:
             raise ImportError('blocked for this test: ' + name)
         return None
 sys.meta_path.insert(0, _Block())
-import app.state, app.planes, app.findings, app.windowing, app.readout
+import app.state, app.planes, app.findings, app.windowing, app.readout, app.overlay, app.bench
 import app.training.lines, app.training.record, app.training.run_folders, app.training.request, app.model_choice
 print('ok')
 """

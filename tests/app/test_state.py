@@ -10,6 +10,7 @@ import pytest
 from app.findings import Mark
 from app.state import OverlayMode, ViewerState
 from app.windowing import WindowLevel
+from engine.detection.settings import GroupingSettings
 from tests.app.fakes import FakeDetector
 
 
@@ -109,11 +110,11 @@ def test_marks_and_regroup_carry_them(ct) -> None:
     assert state.findings.by_id(1).mark == Mark.ACCEPTED and state.findings.by_id(2).mark == Mark.REJECTED
     state.set_mark(2, None)
     assert state.marks == {1: Mark.ACCEPTED}
-    regrouped = detector.regroup(result, ct, 0.7)
+    regrouped = detector.regroup(result, ct, GroupingSettings(seg_threshold=0.7))
     state.set_result(regrouped, regrouped=True)
     assert state.seg_threshold == 0.7
     assert state.marks == {100: Mark.ACCEPTED}  # candidate 1 is the first kept one, renumbered 100
-    state.set_result(replace(regrouped, seg_threshold=0.5))  # a fresh detection forgets marks
+    state.set_result(replace(regrouped, grouping=GroupingSettings()))  # a fresh detection forgets marks
     assert state.marks == {}
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine.detection.result import Candidate, DetectionResult
+from engine.detection.settings import GroupingSettings
 from engine.export import findings_to_json, luna_rows, write_findings_json, write_luna_csv
 from engine.geometry import Geometry
 
@@ -22,7 +23,7 @@ def _result() -> DetectionResult:
     )
     return DetectionResult(
         series_uid="1.2.3", shape=(10, 12, 14), geometry=geometry, candidates=candidates,
-        seg_probability=np.zeros((10, 12, 14), np.uint8), seg_threshold=0.5,
+        seg_probability=np.zeros((10, 12, 14), np.uint8), grouping=GroupingSettings(),
         timings={"segmentation": 1.0, "total": 2.0}, device="cpu",
         model_ids={"segmentation": "segmentation:abc", "classifier": "classifier:def", "malignancy": "malignancy:012"},
     )
@@ -71,4 +72,4 @@ def test_result_helpers():
     assert result.candidates[1].slice_index == 6
     assert result.probability_slice(0).dtype == np.float32
     with pytest.raises(ValueError, match="does not match"):
-        DetectionResult("x", (2, 2, 2), Geometry(), (), np.zeros((2, 2, 3), np.uint8), 0.5, {}, "cpu", {})
+        DetectionResult("x", (2, 2, 2), Geometry(), (), np.zeros((2, 2, 3), np.uint8), GroupingSettings(), {}, "cpu", {})
