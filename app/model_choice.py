@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-#: The three models Detect needs, in pipeline order; the names are the checkpoint kinds.
-ROLES = ("segmentation", "classifier", "malignancy")
+from engine.choices import MODEL_ROLES
+
+if TYPE_CHECKING:
+    from engine.detection import Detector
+
 #: Menu names of the roles.
 ROLE_LABELS = {"segmentation": "Segmentation", "classifier": "Nodule classifier", "malignancy": "Malignancy"}
 #: Status-bar abbreviations of the roles.
@@ -51,16 +54,16 @@ class ModelChoice:
     @property
     def all_demo(self) -> bool:
         """True when every role uses the demo weights."""
-        return all(self.path(role) is None for role in ROLES)
+        return all(self.path(role) is None for role in MODEL_ROLES)
 
     @property
     def any_demo(self) -> bool:
         """True when at least one role uses the demo weights (results then carry the demo disclaimer)."""
-        return any(self.path(role) is None for role in ROLES)
+        return any(self.path(role) is None for role in MODEL_ROLES)
 
     def missing(self) -> list[str]:
         """Roles whose chosen file no longer exists."""
-        return [role for role in ROLES if (p := self.path(role)) is not None and not p.is_file()]
+        return [role for role in MODEL_ROLES if (p := self.path(role)) is not None and not p.is_file()]
 
     def without_missing(self) -> ModelChoice:
         """A copy in which roles whose file is gone use the demo weights again."""
@@ -72,12 +75,12 @@ class ModelChoice:
     # --- settings -------------------------------------------------------------------------
     def to_settings(self) -> dict[str, str]:
         """``{role: path or "demo"}`` for :meth:`AppSettings.set_last_models`."""
-        return {role: DEMO if (p := self.path(role)) is None else str(p) for role in ROLES}
+        return {role: DEMO if (p := self.path(role)) is None else str(p) for role in MODEL_ROLES}
 
     @classmethod
     def from_settings(cls, values: Mapping[str, str]) -> ModelChoice:
         """Rebuild from :meth:`to_settings` output; unknown roles and empty values are ignored."""
-        paths = {role: Path(str(values[role])) for role in ROLES if values.get(role) not in (None, "", DEMO)}
+        paths = {role: Path(str(values[role])) for role in MODEL_ROLES if values.get(role) not in (None, "", DEMO)}
         return cls(**paths)
 
     # --- words ------------------------------------------------------------------------------
@@ -93,11 +96,11 @@ class ModelChoice:
         """The status bar's text, e.g. ``"Models: demo"`` or ``"Models: seg run-a (best) · nodule demo · ..."``."""
         if self.all_demo:
             return "Models: demo"
-        return "Models: " + " · ".join(f"{ROLE_SHORT[role]} {self.describe(role)}" for role in ROLES)
+        return "Models: " + " · ".join(f"{ROLE_SHORT[role]} {self.describe(role)}" for role in MODEL_ROLES)
 
     def tooltip(self) -> str:
         """One line per role with the full path."""
-        return "\n".join(f"{ROLE_LABELS[role]}: {self.path(role) or 'demo weights (resources/models)'}" for role in ROLES)
+        return "\n".join(f"{ROLE_LABELS[role]}: {self.path(role) or 'demo weights (resources/models)'}" for role in MODEL_ROLES)
 
 
 def run_of_checkpoint(path: Path) -> str | None:
@@ -109,25 +112,21 @@ def run_of_checkpoint(path: Path) -> str | None:
 
 
 def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise ValueError(f"unknown model role {role!r}; expected one of {', '.join(ROLES)}")
+    if role not in MODEL_ROLES:
+        raise ValueError(f"unknown model role {role!r}; expected one of {', '.join(MODEL_ROLES)}")
 
 
-def detector_factory(choice: ModelChoice, device: str = "auto") -> Callable[[], Any]:
+def detector_factory(choice: ModelChoice, device: str = "auto") -> Callable[[], Detector]:
     """A callable building the engine's ``Detector`` for ``choice`` (call it off the GUI thread).
 
-    Roles left on the demo weights take them from ``resources/models``; when
-    all are demo, ``Detector.default`` explains what is missing.
+    Roles left on the demo weights take them from ``resources/models``
+    (``Detector.from_checkpoints`` names any file that is missing).
     """
 
-    def build() -> Any:
-        from engine.detection import Detector, default_weight_paths  # imports torch: in the worker thread
+    def build() -> Detector:
+        from engine.detection import Detector  # imports torch: in the worker thread
 
-        if choice.all_demo:
-            return Detector.default(device=device)
-        defaults = default_weight_paths()
-        paths = {role: choice.path(role) or defaults[role] for role in ROLES}
-        return Detector.from_checkpoints(paths["segmentation"], paths["classifier"], paths["malignancy"], device=device)
+        return Detector.from_checkpoints(choice.segmentation, choice.classifier, choice.malignancy, device=device)
 
     return build
 

@@ -120,8 +120,7 @@ def findings_to_json(
         "device": result.device,
         "precision": result.precision,
         "model_ids": dict(result.model_ids),
-        "seg_threshold": result.seg_threshold,
-        "erosion": getattr(result, "erosion", "3d"),
+        **result.grouping.as_dict(),  # seg_threshold, erosion, ...
         "nodule_threshold": nodule_threshold,
         "malignancy_threshold": malignancy_threshold,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},

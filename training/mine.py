@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from engine.commands.options import add_grouping_arguments, add_model_arguments, grouping_from_args, model_paths_from_args
+
 DESCRIPTION = "run the detector over the training series and write its false positives as extra classifier negatives"
 
 
@@ -44,10 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mine only the series listed in FILE (one uid per line, e.g. a seriesuids.csv) and thin"
                              " only their negatives; e.g. series just added with demo-data --append")
     parser.add_argument("--seed", type=int, default=0, help="seed of --keep-negatives (0)")
-    parser.add_argument("--seg", help="segmentation checkpoint (default: the demo weights)")
-    parser.add_argument("--cls", help="nodule classifier checkpoint (default: the demo weights)")
-    parser.add_argument("--mal", help="malignancy checkpoint (default: the demo weights)")
-    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
+    add_model_arguments(parser, precision=False)
+    add_grouping_arguments(parser)
 
 
 def hard_negatives(
@@ -190,8 +190,8 @@ def read_uid_list(path: Path) -> set[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Mine and write; exit status 0, or 2 on a dataset or checkpoint error."""
-    from engine.commands.evaluate import build_detector
     from engine.commands.progress import ProgressBar
+    from engine.detection import Detector, DetectorConfig
     from engine.errors import EngineError
     from engine.luna import LunaIndex
 
@@ -210,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
             uids = [u for u in uids if u in wanted]
             thin &= wanted
         uids = uids[: args.max_series]
-        detector, _, _ = build_detector(args)
+        config = DetectorConfig(grouping=grouping_from_args(args))
+        detector = Detector.from_checkpoints(**model_paths_from_args(args), device=args.device, config=config)
         bar = ProgressBar("mine ")
         bar(0.0, f"0/{len(uids)} series")
         mined = mine(index, uids, detector.detect, args.per_series,

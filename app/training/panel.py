@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.call_worker import CallWorker
-from app.model_choice import ROLES
 from app.settings import AppSettings
 from app.training.controller import TrainingController
 from app.training.form import TrainingFormWidget
@@ -39,6 +38,7 @@ from app.training.record import RunRecord
 from app.training.run_folders import RunSummary, list_runs
 from app.training.view import STATUS_COLOURS, RunView
 from app.workers import ThreadPool
+from engine.choices import MODEL_ROLES as ROLES
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir
 
