@@ -183,7 +183,7 @@ def slice_span(candidate: Candidate, axis: int, spacing_mm: float) -> tuple[int,
     Returns:
         ``(first, last)`` slice indices, ``first <= last``.
     """
-    bbox = getattr(candidate, "bbox_irc", None)
+    bbox = candidate.bbox_irc
     if bbox is not None:
         lo, hi = bbox
         return int(lo[axis]), int(max(lo[axis], hi[axis] - 1))
