@@ -14,8 +14,6 @@ reader's review to them:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.findings import FindingClass
 from app.state import ViewerState
+from engine.files import atomic_open, atomic_path
 
 #: LUNA16 accepts at most this many marks per scan.
 MAX_LUNA_MARKS = 100
@@ -111,16 +110,9 @@ def export_findings(state: ViewerState, kind: str, path: str | Path, demo: bool 
 
 
 def _write_json(payload: dict[str, Any], path: Path) -> Path:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=1)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (:mod:`engine.files`)."""
+    with atomic_open(path) as stream:
+        json.dump(payload, stream, indent=1)
     return path
 
 
@@ -133,7 +125,7 @@ def snapshot_views(widget: QWidget, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not widget.grab().save(str(path), "PNG"):
-        raise OSError(f"could not write the PNG image {path}")
+    with atomic_path(path) as temp:
+        if not widget.grab().save(str(temp), "PNG"):
+            raise OSError(f"could not write the PNG image {path}")
     return path

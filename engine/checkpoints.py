@@ -7,7 +7,7 @@ Our format is a ``torch.save`` dict::
      "metadata": {...}, "optimizer_state": {...} | None, "optimizer_name": str | None}
 
 ``kind`` is one of :data:`KINDS`; the model is rebuilt from ``model_args``.
-Saving is atomic (a temporary file in the same folder, then ``os.replace``).
+Saving is atomic (:mod:`engine.files`).
 Loading always uses ``weights_only=True``: a file that would need pickled code
 is refused and its code never runs. The book's files (``model_name`` =
 ``'LunaModel'`` or ``'UNetWrapper'``) are recognised and their weights loaded
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError, CheckpointKindError, CheckpointShapeError, UnsafeCheckpointError
+from engine.files import atomic_open
 from engine.models.classifier import NoduleClassifier
 from engine.models.segmentation import SegmentationModel
 
@@ -170,17 +169,8 @@ def save_checkpoint(
         "optimizer_state": optimizer_state,
         "optimizer_name": optimizer_name,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as stream:
+        torch.save(payload, stream)
     return sha
 
 

@@ -13,7 +13,6 @@ half-written series that a later start would reuse.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import CorruptFileError, DatasetError, FileMissingError
+from engine.files import replace_directory
 from engine.io.metaimage import check_mhd_header
 from engine.paths import demo_dir
 from engine.phantom.dataset import write_seeds
@@ -89,9 +89,7 @@ def demo_dataset_dir(progress: Progress | None = None) -> Path:
                      "series_uid": uid, "mhd": f"subset0/{uid}.mhd"}
             (build / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
             if _complete(folder) is None:  # another process may have finished first
-                if folder.exists():
-                    shutil.rmtree(folder)  # an incomplete or stale demo
-                os.replace(build, folder)
+                replace_directory(build, folder)  # over an incomplete or stale demo
             for old in folder.parent.glob("luna-v*-seed*"):
                 if old != folder and old.is_dir():
                     shutil.rmtree(old, ignore_errors=True)  # demos of older generator versions or seeds

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from engine.detection.result import NOT_FOR_CLINICAL_USE, DetectionResult
+from engine.files import atomic_open
 
 LUNA_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
 FINDINGS_FORMAT = "lungcad-findings"
@@ -51,8 +50,7 @@ def write_luna_csv(rows: Iterable[Sequence[Any]], path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
-
-    def write(stream) -> None:
+    with atomic_open(path) as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(LUNA_COLUMNS)
         for row in rows:
@@ -60,8 +58,6 @@ def write_luna_csv(rows: Iterable[Sequence[Any]], path: str | Path) -> Path:
             # the probability exactly (repr reads back as the same float): rounding would create ties
             # among the many candidates near 1.0 and change the FROC ranking
             writer.writerow([uid, f"{float(x):.4f}", f"{float(y):.4f}", f"{float(z):.4f}", repr(float(p))])
-
-    atomic_text(path, write)
     return path
 
 
@@ -135,19 +131,7 @@ def write_findings_json(result: DetectionResult, path: str | Path, **options: An
     """Write :func:`findings_to_json` of ``result`` to ``path`` (options as there)."""
     path = Path(path)
     payload = findings_to_json(result, **options)
-    atomic_text(path, lambda stream: json.dump(payload, stream, indent=1, allow_nan=True))
+    with atomic_open(path) as stream:
+        json.dump(payload, stream, indent=1, allow_nan=True)
     return path
 
-
-def atomic_text(path: Path, write) -> None:
-    """Write a text file atomically: ``write(stream)`` fills a temporary file next to ``path``,
-    which then replaces it (folder created if missing; nothing left behind on an error)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            write(stream)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.choices import TRAIN_KINDS
+
 DESCRIPTION = "measure training samples/s of each trainer (synthetic batches and the real data path)"
-_KINDS = ("segmentation", "classifier", "malignancy")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
-    parser.add_argument("--kind", choices=("all", *_KINDS), default="all", help="which trainer (all)")
+    parser.add_argument("--kind", choices=("all", *TRAIN_KINDS), default="all", help="which trainer (all)")
     parser.add_argument("--data", help="LUNA16-format dataset for the real data path (skipped without it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -85,10 +86,11 @@ def _synthetic_task(kind: str, config: Any, device: torch.device) -> Any:
 
 def _loop(task: Any, config: Any, device: torch.device) -> Any:
     from engine.checkpoints import build_model
+    from engine.run_layout import RunLayout
     from training.distributed import DistContext
     from training.events import EventLog
     from training.loop import TrainingLoop, build_optimizer, training_precision
-    from training.runs import LoopState, RunPaths
+    from training.runs import LoopState
     from training.stopping import StopRequest
 
     torch.manual_seed(0)
@@ -97,7 +99,7 @@ def _loop(task: Any, config: Any, device: torch.device) -> Any:
     model.to(device=device, memory_format=task.memory_format)
     optimizer = build_optimizer(config, list(model.parameters()))
     events = EventLog(config.run_name, None, enabled=False)
-    paths = RunPaths(Path("."))
+    paths = RunLayout(Path("."))
     return TrainingLoop(
         task, model, task.model_args(), optimizer, config, paths, events, {}, DistContext(), device,
         training_precision(device, config.precision), StopRequest(Path("/nonexistent-bench-run")), LoopState(),
@@ -169,12 +171,13 @@ def run(args: argparse.Namespace) -> int:
     """Measure, print a table, optionally write JSON; exit status 0 (2 on a bad device or dataset)."""
     from engine.devices import resolve_device
     from engine.errors import EngineError
+    from engine.files import write_text_atomic
 
     try:
         device = resolve_device(args.device)
         if device.type == "cpu":
             torch.set_flush_denormal(True)  # as training does
-        kinds = _KINDS if args.kind == "all" else (args.kind,)
+        kinds = TRAIN_KINDS if args.kind == "all" else (args.kind,)
         results = [measure(kind, args, device) for kind in kinds]
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -187,5 +190,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['kind']:13} {r['batch_size']:5d} {r['precision']:>9} {r['model']:9.1f} {r['synthetic']:10.1f} {real}")
     if args.json_out:
         record = {"device": str(device), "device_name": name, "torch": torch.__version__, "results": results}
-        Path(args.json_out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.json_out, json.dumps(record, indent=2) + "\n")
     return 0

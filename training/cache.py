@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from engine.errors import DatasetError
+from engine.files import atomic_directory
 
 #: Bump when the shard contents change meaning.
 CACHE_FORMAT_VERSION = 1
@@ -122,19 +121,12 @@ class ShardCache:
         final = self.shard_dir(kind, uid, key)
         series_dir = final.parent
         series_dir.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=series_dir))
-        try:
+        with atomic_directory(final) as temp:
             for name, array in arrays.items():
                 np.save(temp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
             record = {**dict(meta), "arrays": list(arrays), "key": key, "format_version": CACHE_FORMAT_VERSION}
             (temp / "meta.json").write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(temp, final)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
         for other in series_dir.iterdir():
-            if other != final and other.is_dir() and not other.name.startswith(".tmp-"):
+            if other != final and other.is_dir() and not other.name.startswith("."):
                 shutil.rmtree(other, ignore_errors=True)
         return final

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from engine.choices import PRECISION_CHOICES
+from engine.files import write_text_atomic
 from training.augmentation import AugmentConfig
+from training.choices import OPTIMIZERS, TRAIN_KINDS
 
-KINDS = ("segmentation", "classifier", "malignancy")
-OPTIMIZERS = ("sgd", "adam")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: The validation metric each kind selects its best epoch by.
 BEST_METRIC = {"segmentation": "recall", "classifier": "f1", "malignancy": "auc"}
 
@@ -105,12 +105,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.kind not in KINDS:
-            problems.append(f"kind must be one of {', '.join(KINDS)}")
+        if self.kind not in TRAIN_KINDS:
+            problems.append(f"kind must be one of {', '.join(TRAIN_KINDS)}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.precision not in PRECISION_CHOICES:
+            problems.append(f"precision must be one of {', '.join(PRECISION_CHOICES)}")
         for name in ("epochs", "batch_size", "val_batch_size", "epoch_size", "val_stride", "validation_cadence"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -178,7 +178,7 @@ def kind_defaults(kind: str, fine_tuning: bool = False) -> dict[str, Any]:
 def write_config(path: Path, config: TrainConfig, extra: dict[str, Any]) -> None:
     """Write ``config.json``: the settings plus facts about the launch (argv, versions, ...)."""
     record = {"config": config.to_dict(), **extra}
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def read_config(path: Path) -> TrainConfig:

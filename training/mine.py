@@ -112,7 +112,7 @@ def write_candidates(
     Returns:
         ``(original rows kept, mined rows added)``.
     """
-    from engine.export import atomic_text
+    from engine.files import atomic_open
     from engine.luna import CANDIDATE_COLUMNS
 
     rng = np.random.default_rng(seed)
@@ -134,7 +134,8 @@ def write_candidates(
                 writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), 0])
                 counts["added"] += 1
 
-    atomic_text(out, write)
+    with atomic_open(out) as handle:
+        write(handle)
     return counts["kept"], counts["added"]
 
 

@@ -41,8 +41,8 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
         metadata: The checkpoint's metadata (the trainer's, see ``training.loop``).
         notes: Markdown appended at the end.
     """
+    from engine.run_layout import RunLayout
     from training.model_card import DISCLAIMER, launch_commands, metrics_table
-    from training.runs import RunPaths
 
     config = metadata.get("config") or {}
     loop_state = metadata.get("loop_state") or {}
@@ -70,7 +70,7 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
                          f" trained layers: {', '.join(metadata.get('trained_children') or []) or '?'}")
     if metadata.get("torch_version"):
         lines.append(f"- torch {metadata['torch_version']}, saved {metadata.get('saved_at', '?')}")
-    commands = launch_commands(RunPaths(Path(config["run_dir"]))) if config.get("run_dir") else []
+    commands = launch_commands(RunLayout(Path(config["run_dir"]))) if config.get("run_dir") else []
     if commands:
         lines += ["", "Training command (then each resume):" if len(commands) > 1 else "Training command:", "",
                   "```", *commands, "```"]
@@ -92,17 +92,19 @@ def release(checkpoint: str | Path, out: str | Path, kind: str | None = None, no
         CheckpointError (and subclasses): the source cannot be loaded, or holds another kind.
     """
     from engine.checkpoints import load_checkpoint, save_checkpoint
+    from engine.files import write_text_atomic
+    from engine.run_layout import RunLayout
 
     source = Path(checkpoint)
     if source.is_dir():
-        source = source / "checkpoints" / "best.pt"
+        source = RunLayout(source).best
     loaded = load_checkpoint(source, expected_kind=kind)
     out = Path(out)
     metadata = {**loaded.metadata, "release_source": str(source), "release_source_sha256": loaded.sha256,
                 "released_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     sha = save_checkpoint(out, loaded.model, loaded.kind, model_args=loaded.model_args, metadata=metadata)
     card = out.with_suffix(".md")
-    card.write_text(card_text(loaded.kind, sha, out.name, loaded.metadata, notes), encoding="utf-8")
+    write_text_atomic(card, card_text(loaded.kind, sha, out.name, loaded.metadata, notes))
     return out, card, sha
 
 

@@ -1,7 +1,7 @@
 """Per-series detection results cached by ``evaluate``, so a rerun resumes.
 
 One JSON file per series, ``<out>/series/<seriesuid>.json``, written atomically
-(a temporary file in the same folder, then ``os.replace``), so an interrupted
+(:mod:`engine.files`), so an interrupted
 run never leaves a half-written file. Candidates are stored unfiltered and as
 columns; thresholds are applied when scoring, so rescoring at other thresholds
 needs no new detection.
@@ -13,13 +13,13 @@ the series' annotation centres all match the current run.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from engine.files import write_text_atomic
 
 #: Bump when the file layout changes; older files are then recomputed.
 CACHE_VERSION = 1
@@ -177,23 +177,10 @@ def series_path(out_dir: str | Path, series_uid: str) -> Path:
     return Path(out_dir) / SERIES_DIR / f"{series_uid}.json"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_series(out_dir: str | Path, record: SeriesDetections) -> Path:
     """Write a series' record atomically; returns the file."""
     path = series_path(out_dir, record.series_uid)
-    write_atomic(path, json.dumps(record.to_json(), separators=(",", ":")))
+    write_text_atomic(path, json.dumps(record.to_json(), separators=(",", ":")))
     return path
 
 

@@ -20,8 +20,6 @@ same nodules and on all of them.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 from engine.io.volume import CtVolume
 from engine.errors import CancelledError, DatasetError
 from engine.evaluation.cache import SeriesDetections, load_series, save_series
+from engine.files import atomic_open
 from engine.luna import Annotation, LunaIndex
 from engine.metrics.confusion import ConfusionTable, confusion_counts
 from engine.metrics.froc import MAX_MARKS_PER_SCAN, FrocResult, ScanScore, compute_froc, kept_marks_mask, score_scan
@@ -239,34 +238,29 @@ def evaluate_dataset(
     mal_samples: list[np.ndarray] = []  # rows (diameter, label, score)
     any_malignancy = False
     submission = out_dir / "submission.csv"
-    fd, tmp_name = tempfile.mkstemp(prefix=".submission.", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(SUBMISSION_HEADER)
-            for i, uid in enumerate(uids):
-                if cancelled is not None and cancelled():
-                    raise CancelledError()
-                nodules = by_series.get(uid, [])
-                record, cached, note = _series_detections(
-                    index, uid, nodules, detector, out_dir, detector_id, at_annotation, classify_at,
-                    lambda f, text, i=i: report((i + min(max(f, 0.0), 1.0)) / len(uids), f"{i + 1}/{len(uids)} {text}"),
-                    cancelled,
-                )
-                if note:
-                    stale[note] = stale.get(note, 0) + 1
-                outcome, kept, mal = _score_series(
-                    record, nodules, excluded_by_series.get(uid, []), settings, at_annotation, cached
-                )
-                outcomes.append(outcome)
-                any_malignancy |= bool(np.isfinite(record.p_malignant).any())
-                mal_samples.append(mal)
-                for row in kept:
-                    writer.writerow((uid,) + row)
-                report((i + 1) / len(uids), f"{i + 1}/{len(uids)} done")
-        os.replace(tmp_name, submission)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_open(submission) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SUBMISSION_HEADER)
+        for i, uid in enumerate(uids):
+            if cancelled is not None and cancelled():
+                raise CancelledError()
+            nodules = by_series.get(uid, [])
+            record, cached, note = _series_detections(
+                index, uid, nodules, detector, out_dir, detector_id, at_annotation, classify_at,
+                lambda f, text, i=i: report((i + min(max(f, 0.0), 1.0)) / len(uids), f"{i + 1}/{len(uids)} {text}"),
+                cancelled,
+            )
+            if note:
+                stale[note] = stale.get(note, 0) + 1
+            outcome, kept, mal = _score_series(
+                record, nodules, excluded_by_series.get(uid, []), settings, at_annotation, cached
+            )
+            outcomes.append(outcome)
+            any_malignancy |= bool(np.isfinite(record.p_malignant).any())
+            mal_samples.append(mal)
+            for row in kept:
+                writer.writerow((uid,) + row)
+            report((i + 1) / len(uids), f"{i + 1}/{len(uids)} done")
     notes += [f"{n} cached series file(s) {why}: recomputed" for why, n in stale.items()]
     froc = compute_froc([o.scan for o in outcomes], bootstrap_samples=settings.bootstrap_samples, seed=settings.seed)
     source = "annotation" if at_annotation else "match"

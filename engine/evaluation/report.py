@@ -9,15 +9,13 @@ no global backend switch).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.evaluation.dataset import EvaluationResult, MalignancyResult
-from engine.evaluation.cache import write_atomic
+from engine.files import atomic_path, write_text_atomic
 from engine.metrics.confusion import format_confusion
 from engine.metrics.froc import FrocResult
 from engine.metrics.roc import RocCurve
@@ -165,13 +163,8 @@ def report_dict(result: EvaluationResult) -> dict[str, Any]:
 
 
 def _save_figure(fig: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, format="png", dpi=110)
 
 
 def plot_froc(froc: FrocResult, path: str | Path) -> Path:
@@ -248,5 +241,5 @@ def write_outputs(result: EvaluationResult) -> dict[str, Path]:
     }
     data = report_dict(result)
     data["files"] = {k: str(v) for k, v in files.items()}
-    write_atomic(files["report"], json.dumps(data, indent=1, allow_nan=False))
+    write_text_atomic(files["report"], json.dumps(data, indent=1, allow_nan=False))
     return files

@@ -17,7 +17,6 @@ interrupted run never leaves a truncated volume that looks complete: a
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 
 from engine.io.volume import CtVolume
 from engine.errors import DatasetError
+from engine.files import atomic_open, move_into_place
 from engine.phantom.distributions import KINDS
 from engine.phantom.series import generate_series
 from engine.phantom.truth import PhantomTruth
@@ -162,21 +162,19 @@ def write_mhd(ct: CtVolume, folder: Path) -> Path:
             sitk.WriteImage(image, str(tmp / f"{uid}.mhd"), useCompression=False)
         except RuntimeError as exc:
             raise DatasetError(f"cannot write series {uid} ({str(exc).strip().splitlines()[-1]})", folder) from None
-        os.replace(tmp / f"{uid}.raw", folder / f"{uid}.raw")
-        os.replace(tmp / f"{uid}.mhd", folder / f"{uid}.mhd")
+        move_into_place(tmp / f"{uid}.raw", folder / f"{uid}.raw")  # the data first: a header never points at nothing
+        move_into_place(tmp / f"{uid}.mhd", folder / f"{uid}.mhd")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder / f"{uid}.mhd"
 
 
 def _write_csv(path: Path, header: tuple[str, ...] | None, rows: Iterable[Iterable[object]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         writer = csv.writer(handle)
         if header:
             writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _num(v: float) -> str:

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.files import atomic_path
 from engine.io.volume import CtVolume
 from engine.phantom.series import generate_series
 from engine.phantom.tissues import Tissue
@@ -88,7 +89,8 @@ def render_overview(ct: CtVolume, truth: PhantomTruth, path: Path, dpi: int = 80
     fig.suptitle(f"synthetic chest CT — phantom seed {truth.seed} ({truth.preset}), {nx}×{ny}×{nz}, "
                  f"{sx:.2f}×{sy:.2f}×{sz:.2f} mm — not a patient", color="white", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi, facecolor="black")
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=dpi, facecolor="black")
     return path
 
 
@@ -128,7 +130,8 @@ def render_nodule(ct: CtVolume, truth: PhantomTruth, index: int, path: Path, fie
                  f"{', calcified' if nodule.calcified else ''} — ratings {list(nodule.ratings)} → {verdict}",
                  color="white", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, facecolor="black")
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=80, facecolor="black")
     return path
 
 
@@ -159,7 +162,8 @@ def render_candidates(ct: CtVolume, truth: PhantomTruth, path: Path, count: int 
         ax.plot([(image.shape[1] - 1) / 2], [(image.shape[0] - 1) / 2], marker="+", color="cyan", ms=8, mew=0.8)
     fig.suptitle("class-0 candidates (not nodules), 40 mm axial close-ups", color="white", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, facecolor="black")
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=80, facecolor="black")
     return path
 
 

@@ -32,7 +32,7 @@ def test_layout_and_csv_files(dataset):
         assert uid.startswith("2.25.")
         assert len(list(root.glob(f"subset*/{uid}.mhd"))) == 1
         assert len(list(root.glob(f"subset*/{uid}.raw"))) == 1
-    assert not list(root.rglob(".tmp*"))
+    assert not [p for p in root.rglob(".*")], "no temporary file or folder left behind"
     with (root / "annotations_with_malignancy.csv").open(newline="") as handle:
         reader = csv.DictReader(handle)
         assert tuple(reader.fieldnames) == MALIGNANCY_HEADER
