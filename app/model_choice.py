@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from engine.choices import MODEL_ROLES
+from engine.run_layout import RunLayout
 
 if TYPE_CHECKING:
     from engine.detection import Detector
@@ -105,10 +106,8 @@ class ModelChoice:
 
 def run_of_checkpoint(path: Path) -> str | None:
     """The run name when ``path`` is ``<run>/checkpoints/<file>`` of a training run folder, else None."""
-    path = Path(path)
-    if path.parent.name == "checkpoints" and (path.parent.parent / "config.json").is_file():
-        return path.parent.parent.name
-    return None
+    layout = RunLayout.of_checkpoint(path)
+    return layout.root.name if layout is not None else None
 
 
 def _check_role(role: str) -> None:

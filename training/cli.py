@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.choices import PRECISION_CHOICES
+from training.choices import OPTIMIZERS, TRAIN_KINDS
+
 DESCRIPTION = "train the segmentation, nodule classifier and malignancy models; prepcache; bench"
-TRAIN_KINDS = ("segmentation", "classifier", "malignancy")
 _EPILOG = "Not for clinical use. Stop a run gracefully by creating the file STOP in its run folder, or with Ctrl-C."
 
 #: Option destination → TrainConfig field, for options that map one to one.
@@ -53,9 +55,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--finetune", metavar="CKPT", help="start from this classifier checkpoint (ours or a book .state), new head")
     add("--finetune-depth", type=int, choices=(1, 2), help="trained children from the end: 1 head, 2 last block + head (1)")
     add("--device", help="auto, cpu, cuda, cuda:N or mps (auto)")
-    add("--precision", choices=("auto", "float32", "bfloat16", "float16"), help="autocast type (auto: bfloat16 on CUDA)")
+    add("--precision", choices=PRECISION_CHOICES, help="autocast type (auto: bfloat16 on CUDA)")
     add("--seed", type=int, help="seed of sampling, augmentation and initialisation (1)")
-    add("--optimizer", choices=("sgd", "adam"), help="sgd (classifiers) or adam (segmentation)")
+    add("--optimizer", choices=OPTIMIZERS, help="sgd (classifiers) or adam (segmentation)")
     add("--lr", type=float, help="learning rate (0.001)")
     add("--momentum", type=float, help="SGD momentum (0.99)")
     add("--weight-decay", type=float, help="L2 weight decay (0)")
@@ -121,6 +123,7 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
     """
     from engine.errors import TrainingRunError
     from engine.paths import runs_dir
+    from engine.run_layout import RunLayout, check_run_name
     from training.augmentation import AugmentConfig
     from training.config import TrainConfig, kind_defaults, read_config
     from training.distributed import launched_by_torchrun
@@ -128,9 +131,9 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
     explicit = {name: getattr(args, name) for name in _DIRECT if getattr(args, name) is not None}
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.json").is_file():
+        if not RunLayout(run_dir).config.is_file():
             raise TrainingRunError("holds no config.json: there is no run to resume here", run_dir)
-        saved = read_config(run_dir / "config.json")
+        saved = read_config(RunLayout(run_dir).config)
         if saved.kind != kind:
             raise TrainingRunError(f"holds a {saved.kind} run, not a {kind} run", run_dir)
         values = {**saved.to_dict(), **explicit}
@@ -143,6 +146,8 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
         if launched_by_torchrun():
             raise TrainingRunError("name the run (RUN_NAME or --run-dir) when launching with torchrun")
         args.run_name = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.run_name:
+        check_run_name(args.run_name)
     run_dir = Path(args.run_dir) if args.run_dir else runs_dir() / args.run_name
     run_name = args.run_name or run_dir.name
     values = {**kind_defaults(kind, fine_tuning=bool(explicit.get("finetune"))), **explicit}

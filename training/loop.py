@@ -21,7 +21,9 @@ from engine.errors import DeviceError
 from training.config import TrainConfig
 from training.distributed import DistContext, any_rank
 from training.events import EventLog, format_metrics_line
-from training.runs import LoopState, RunPaths, atomic_copy, save_run_checkpoint
+from engine.files import copy_file_atomic
+from engine.run_layout import RunLayout
+from training.runs import LoopState, save_run_checkpoint
 from training.stopping import StopRequest
 from training.task import Task
 
@@ -119,7 +121,7 @@ class TrainingLoop:
         model_args: dict[str, Any],
         optimizer: torch.optim.Optimizer,
         config: TrainConfig,
-        paths: RunPaths,
+        paths: RunLayout,
         events: EventLog,
         writers: dict[str, Any],
         context: DistContext,
@@ -314,7 +316,7 @@ class TrainingLoop:
         sha = save_run_checkpoint(self.paths.last, model, self.config.kind, self.model_args, metadata, self.optimizer)
         self.events.emit("checkpoint", epoch=epoch, which="last", path=str(self.paths.last), sha256=sha, complete=complete)
         if improved:
-            atomic_copy(self.paths.last, self.paths.best)
+            copy_file_atomic(self.paths.last, self.paths.best)
             self.events.emit(
                 "checkpoint",
                 epoch=epoch,

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.files import write_text_atomic
+from engine.run_layout import RunLayout
 from training.config import TrainConfig
-from training.runs import LoopState, RunPaths
+from training.runs import LoopState
 
 DISCLAIMER = "Not for clinical use."
 
@@ -21,7 +23,7 @@ CARD_METRICS = {
 }
 
 
-def launch_commands(paths: RunPaths) -> list[str]:
+def launch_commands(paths: RunLayout) -> list[str]:
     """The command lines of every launch recorded in the run's ``config.json`` (first to last)."""
     try:
         record = json.loads(paths.config.read_text(encoding="utf-8"))
@@ -42,7 +44,7 @@ def metrics_table(kind: str, metrics: dict[str, float]) -> list[str]:
     return rows
 
 
-def write_run_card(paths: RunPaths, config: TrainConfig, state: LoopState, sha256: str, extra: dict[str, Any]) -> Path:
+def write_run_card(paths: RunLayout, config: TrainConfig, state: LoopState, sha256: str, extra: dict[str, Any]) -> Path:
     """Write ``model_card.md`` describing ``best.pt``.
 
     Args:
@@ -77,5 +79,4 @@ def write_run_card(paths: RunPaths, config: TrainConfig, state: LoopState, sha25
         lines += ["", "Command (then each resume):" if len(commands) > 1 else "Command:", "", "```", *commands, "```"]
     lines += ["", "Validation metrics of the best epoch:", "", *metrics_table(config.kind, state.best_metrics)]
     lines += ["", f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
-    paths.card.write_text("\n".join(lines), encoding="utf-8")
-    return paths.card
+    return write_text_atomic(paths.card, "\n".join(lines))

@@ -18,11 +18,12 @@ from typing import Any, TextIO
 import torch
 
 from engine.errors import EngineError
+from engine.run_layout import RunLayout
 from training.config import TrainConfig, write_config
 from training.distributed import DistContext, init_distributed, shutdown
 from training.events import PROTOCOL_VERSION, EventLog
 from training.loop import TrainingLoop, build_optimizer, training_precision
-from training.runs import LoopState, RunPaths, prepare_run_dir
+from training.runs import LoopState, prepare_run_dir
 from training.stopping import StopRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -116,7 +117,7 @@ def run_training(
 
         context = init_distributed(resolve_device(config.device).type)
         device = training_device(config, context)
-        paths = RunPaths(Path(config.run_dir))
+        paths = RunLayout(Path(config.run_dir))
         if context.is_main:
             paths = prepare_run_dir(Path(config.run_dir), resume)
         if context.distributed:
@@ -200,7 +201,7 @@ def _report(events: EventLog, exc: BaseException, epoch: int | None) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def _record_launch(paths: RunPaths, config: TrainConfig, facts: dict[str, Any]) -> None:
+def _record_launch(paths: RunLayout, config: TrainConfig, facts: dict[str, Any]) -> None:
     """Write ``config.json``: the settings, this launch's facts and every earlier launch."""
     launches: list[dict[str, Any]] = []
     if paths.config.exists():
@@ -224,7 +225,7 @@ def _launch_facts(argv: list[str], device: torch.device, context: DistContext, r
 
 
 def _model_and_state(
-    task: Any, config: TrainConfig, paths: RunPaths, device: torch.device, context: DistContext, resume: bool
+    task: Any, config: TrainConfig, paths: RunLayout, device: torch.device, context: DistContext, resume: bool
 ) -> tuple[torch.nn.Module, dict[str, Any], torch.optim.Optimizer, LoopState, dict[str, Any]]:
     """Build the model (fresh, fine-tuned or resumed), its optimizer and the loop state."""
     from engine.checkpoints import build_model, load_checkpoint

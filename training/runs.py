@@ -1,25 +1,15 @@
-"""A training run's folder: its layout, checkpoints (``last``/``best``) and resuming.
+"""A training run's folder: preparing it, its checkpoints (``last``/``best``) and resuming.
 
-Layout (DESIGN.md "Files the user sees")::
-
-    run_dir/config.json            settings + launch facts
-    run_dir/metrics.jsonl          every event, one JSON object per line
-    run_dir/tensorboard/{train,val}/
-    run_dir/checkpoints/last.pt    after every epoch (and on stop)
-    run_dir/checkpoints/best.pt    when the validation score improves
-    run_dir/model_card.md          what the best checkpoint is
-    run_dir/STOP                   created by whoever wants the run to stop
-
-Checkpoints are the engine's format (:mod:`engine.checkpoints`), written
-atomically; ``best.pt`` is an atomic copy of the ``last.pt`` just written.
+The layout itself (``config.json``, ``metrics.jsonl``, ``checkpoints/last.pt``,
+``checkpoints/best.pt``, ``model_card.md``, ``STOP``, ``tensorboard/``) is
+:class:`engine.run_layout.RunLayout`, which the app reads too. Checkpoints are
+the engine's format (:mod:`engine.checkpoints`), written atomically;
+``best.pt`` is an atomic copy of the ``last.pt`` just written.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,49 +17,10 @@ from typing import Any
 from torch import nn
 
 from engine.errors import TrainingRunError
-from training.stopping import STOP_FILE_NAME
+from engine.run_layout import RunLayout
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """The files of one run folder."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
-
-    @property
-    def card(self) -> Path:
-        return self.root / "model_card.md"
-
-    @property
-    def stop_file(self) -> Path:
-        return self.root / STOP_FILE_NAME
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-
-def prepare_run_dir(root: Path, resume: bool) -> RunPaths:
+def prepare_run_dir(root: Path, resume: bool) -> RunLayout:
     """Check (and create) a run folder.
 
     Args:
@@ -81,13 +32,13 @@ def prepare_run_dir(root: Path, resume: bool) -> RunPaths:
         TrainingRunError: a new run would overwrite an existing one, or there is
             nothing to resume.
     """
-    paths = RunPaths(Path(root))
+    paths = RunLayout(Path(root))
     if resume:
         if not paths.config.is_file():
             raise TrainingRunError("holds no config.json: there is no run to resume here", paths.root)
         if not paths.last.is_file():
             raise TrainingRunError("has no checkpoints/last.pt yet: nothing to resume (start it again instead)", paths.root)
-    elif paths.config.exists():
+    elif paths.holds_run:
         raise TrainingRunError("already holds a training run; choose another run name/--run-dir or pass --resume", paths.root)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
     return paths
@@ -148,14 +99,3 @@ def save_run_checkpoint(
         optimizer_name=type(optimizer).__name__,
     )
 
-
-def atomic_copy(source: Path, destination: Path) -> None:
-    """Copy a file so that ``destination`` is always either the old or the new file."""
-    handle, temp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temp)
-        os.replace(temp, destination)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-#: Name of the file whose appearance in the run folder asks the run to stop.
-STOP_FILE_NAME = "STOP"
+from engine.run_layout import RunLayout
+
 
 
 class StopRequest:
@@ -27,7 +27,7 @@ class StopRequest:
     """
 
     def __init__(self, run_dir: Path, check_interval: float = 0.5) -> None:
-        self.stop_file = Path(run_dir) / STOP_FILE_NAME
+        self.stop_file = RunLayout(Path(run_dir)).stop_file
         self.check_interval = check_interval
         self._flag = False
         self._reason = ""

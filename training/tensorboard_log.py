@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.run_layout import TENSORBOARD_PHASES, RunLayout
+
 #: Metric name → TensorBoard tag group.
 _GROUPS = {
     "loss": "loss/all",
@@ -35,7 +37,8 @@ def open_writers(run_dir: Path) -> dict[str, Any]:
     """One ``SummaryWriter`` per phase under ``run_dir/tensorboard``."""
     from torch.utils.tensorboard import SummaryWriter
 
-    return {phase: SummaryWriter(log_dir=str(run_dir / "tensorboard" / phase)) for phase in ("train", "val")}
+    folder = RunLayout(Path(run_dir)).tensorboard
+    return {phase: SummaryWriter(log_dir=str(folder / phase)) for phase in TENSORBOARD_PHASES}
 
 
 def write_scalars(writer: Any, metrics: dict[str, float], step: int) -> None:

@@ -29,10 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.call_worker import CallWorker
-from app.training.request import AUGMENTATIONS, DEVICES, KIND_LABELS, DatasetInfo, TrainRequest, check_dataset, default_run_name
+from app.training.request import KIND_LABELS, DatasetInfo, TrainRequest, check_dataset, default_run_name
 from app.workers import ThreadPool
+from engine.choices import DEVICE_CHOICES
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir
+from training.choices import AUGMENTATIONS
 
 #: Colours of the dataset verdict.
 OK_STYLE = "color: #7fd88f;"
@@ -106,7 +108,7 @@ class TrainingFormWidget(QWidget):
             box.setToolTip(f"--augment-{name} with the book's magnitude")
         self.device = QComboBox()
         self.device.setEditable(True)  # cuda:1 can be typed
-        self.device.addItems(list(DEVICES))
+        self.device.addItems(list(DEVICE_CHOICES))
         self.device.setToolTip("auto = CUDA, else MPS, else CPU")
         self.run_name = QLineEdit()
         self.extra = QLineEdit()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.run_layout import RunLayout
+
 #: Metrics drawn as curves, in this order (segmentation has no AUC, the classifiers no Dice).
 CURVE_METRICS = ("loss", "precision", "recall", "f1", "dice", "auc")
 #: The two phases of an epoch.
@@ -284,7 +286,8 @@ class RunRecord:
         """The checkpoint "Use for Detect" takes: ``best.pt``, else ``last.pt`` (a run stopped before validating)."""
         candidates = [info.path for key in ("best", "last") if (info := self.checkpoints.get(key)) is not None]
         if self.run_dir is not None:
-            candidates += [self.run_dir / "checkpoints" / "best.pt", self.run_dir / "checkpoints" / "last.pt"]
+            layout = RunLayout(self.run_dir)
+            candidates += [layout.best, layout.last]
         return next((path for path in candidates if path.is_file()), None)
 
 

@@ -10,25 +10,16 @@ Qt-free.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import TrainingRunError
 from engine.luna import LunaIndex
+from engine.run_layout import RunLayout, check_run_name
+from training.choices import AUGMENTATIONS, TRAIN_KINDS
 
-#: Model kinds the trainers know, with the panel's names for them.
-KIND_LABELS = {
-    "segmentation": "Segmentation (U-Net)",
-    "classifier": "Nodule classifier",
-    "malignancy": "Malignancy (fine-tune a classifier)",
-}
-#: Augmentation switches of the CLI (``--augment-NAME``), in the panel's order.
-AUGMENTATIONS = ("flip", "offset", "scale", "rotate", "noise")
-#: Devices offered (``cuda:N`` can be typed).
-DEVICES = ("auto", "cpu", "cuda", "mps")
-#: Characters allowed in a run name (it becomes a folder name).
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+#: The panel's names for the model kinds the trainers know (:data:`training.choices.TRAIN_KINDS`).
+KIND_LABELS = dict(zip(TRAIN_KINDS, ("Segmentation (U-Net)", "Nodule classifier", "Malignancy (fine-tune a classifier)")))
 
 
 @dataclass(frozen=True)
@@ -94,7 +85,7 @@ class TrainRequest:
         batch_size: Samples per step, or None for the kind's default.
         ratio: Negatives per positive (0 = natural order), or None for the default.
         epoch_size: Training samples per epoch, or None for the default.
-        augment: Augmentations turned on (names from :data:`AUGMENTATIONS`),
+        augment: Augmentations turned on (names from :data:`training.choices.AUGMENTATIONS`),
             each with the book's magnitude.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         finetune: Classifier checkpoint to start from (malignancy needs one).
@@ -127,13 +118,10 @@ class TrainRequest:
                 folder that already holds a run, a malignancy run without a
                 classifier to fine-tune, a missing checkpoint, or counts below 1.
         """
-        if self.kind not in KIND_LABELS:
-            raise TrainingRunError(f"unknown model kind {self.kind!r}; choose one of {', '.join(KIND_LABELS)}")
-        if not _RUN_NAME.match(self.run_name):
-            raise TrainingRunError(
-                f"run name {self.run_name!r} cannot be a folder name: use letters, digits, '.', '_' or '-' (at most 80)"
-            )
-        if (self.run_dir / "config.json").exists():
+        if self.kind not in TRAIN_KINDS:
+            raise TrainingRunError(f"unknown model kind {self.kind!r}; choose one of {', '.join(TRAIN_KINDS)}")
+        check_run_name(self.run_name)
+        if RunLayout(self.run_dir).holds_run:
             raise TrainingRunError("already holds a training run; choose another run name", self.run_dir)
         unknown = sorted(set(self.augment) - set(AUGMENTATIONS))
         if unknown:

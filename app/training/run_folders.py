@@ -19,6 +19,7 @@ from typing import Any
 
 from app.training.lines import LineBuffer, parse_event
 from app.training.record import RunRecord, RunStatus, format_duration
+from engine.run_layout import RunLayout
 
 #: A run without a final event that wrote nothing for this long is taken as interrupted, seconds.
 STALE_AFTER_S = 180.0
@@ -70,7 +71,7 @@ class MetricsReader:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The ``config`` section of a run's ``config.json`` (empty when missing or unreadable)."""
     try:
-        value = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+        value = json.loads(RunLayout(run_dir).config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     config = value.get("config") if isinstance(value, dict) else None
@@ -92,7 +93,7 @@ def read_run(run_dir: Path, log: list[str] | None = None) -> tuple[RunRecord, Me
     config = read_config(run_dir)
     record = RunRecord(name=str(config.get("run_name") or run_dir.name), run_dir=run_dir, kind=str(config.get("kind") or ""))
     record.epochs = int(config.get("epochs") or 0)
-    reader = MetricsReader(run_dir / "metrics.jsonl")
+    reader = MetricsReader(RunLayout(run_dir).metrics)
     for event in reader.read_new():
         try:
             record.apply(event)
@@ -153,10 +154,10 @@ def list_runs(root: Path) -> list[RunSummary]:
         return []
     runs = []
     for folder in root.iterdir():
-        if not folder.is_dir() or not ((folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()):
+        if not folder.is_dir() or not RunLayout(folder).looks_like_run:
             continue
         record, reader = read_run(folder)
-        stamp = next((p.stat().st_mtime for p in (reader.path, folder / "config.json") if p.is_file()), 0.0)
+        stamp = next((p.stat().st_mtime for p in (reader.path, RunLayout(folder).config) if p.is_file()), 0.0)
         runs.append(
             RunSummary(
                 name=record.name,
@@ -240,13 +241,14 @@ def finished_checkpoints(root: Path, kind: str) -> list[tuple[str, Path]]:
         return []
     found = []
     for folder in root.iterdir():
-        metrics = folder / "metrics.jsonl"
+        layout = RunLayout(folder)
+        metrics = layout.metrics
         if not metrics.is_file() or read_config(folder).get("kind") != kind:
             continue
         event = last_event(metrics)
         if event is None or event.get("event") != "finished":
             continue
-        checkpoint = next((p for p in (folder / "checkpoints" / "best.pt", folder / "checkpoints" / "last.pt") if p.is_file()), None)
+        checkpoint = layout.detect_checkpoint()
         if checkpoint is not None:
             found.append((metrics.stat().st_mtime, folder.name, checkpoint))
     return [(name, path) for _, name, path in sorted(found, key=lambda item: item[0], reverse=True)]

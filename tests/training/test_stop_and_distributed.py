@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from engine.checkpoints import load_checkpoint
+from engine.run_layout import STOP_FILE_NAME
 from training.cli import main
 from training.events import read_events
-from training.stopping import STOP_FILE_NAME
 
 from .test_runs import PRECISION
 
