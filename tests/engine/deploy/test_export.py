@@ -1,0 +1,159 @@
+"""Export of tiny models in every format: equivalence with eager, the manifest, atomic output, the ONNX wrappers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.checkpoints import load_checkpoint, weights_sha256
+from engine.deploy import export as export_module
+from engine.deploy.bundle import ExportRequest, export_models
+from engine.deploy.errors import EquivalenceError, ExportError, ExportedModelError
+from engine.deploy.manifest import file_sha256, read_manifest, verify_files
+from engine.deploy.onnx_runtime import OnnxClassifier, OnnxSegmentation, load_onnx_model
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export") / "models"
+    lines: list[str] = []
+    manifest = export_models(ExportRequest(out_dir=out, checkpoints=tiny_checkpoints), log=lines.append)
+    assert any("max |Δp|" in line for line in lines)
+    return out, manifest
+
+
+def test_every_format_is_written_and_equivalent(exported) -> None:
+    out, manifest = exported
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{k}{s}" for k in ("segmentation", "classifier", "malignancy") for s in (".onnx", ".ts", ".pt2")]
+        + ["manifest.json"]
+    )
+    for kind, model in manifest["models"].items():
+        assert set(model["files"]) == {"onnx", "torchscript", "exported"}
+        for entry in model["files"].values():
+            check = entry["equivalence"]
+            assert check["passed"] and 0.0 <= check["max_abs_dp"] <= 1e-4, (kind, entry)
+            assert check["samples"] >= 5
+
+
+def test_manifest_describes_inputs_sources_and_hashes(exported, tiny_checkpoints) -> None:
+    out, manifest = exported
+    on_disk = read_manifest(out)
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert verify_files(out) == []
+    seg = on_disk["models"]["segmentation"]
+    assert seg["interface"]["inputs"][0]["shape"] == ["batch", 7, "height", "width"]
+    assert seg["interface"]["inputs"][0]["dynamic_axes"] == {"0": "batch", "2": "height", "3": "width"}
+    assert seg["interface"]["size_multiple"] == 2
+    assert seg["interface"]["hu_clip"] == [-1000, 1000]
+    cls = on_disk["models"]["classifier"]
+    assert cls["interface"]["inputs"][0]["shape"] == ["batch", 1, 32, 48, 48]
+    assert [o["name"] for o in cls["interface"]["outputs"]] == ["logits", "probabilities"]
+    assert on_disk["opset"] == 18
+    for kind, path in tiny_checkpoints.items():
+        source = on_disk["models"][kind]["source"]
+        assert source["file_sha256"] == file_sha256(path)
+        assert source["weights_sha256"] == weights_sha256(load_checkpoint(path).model.state_dict())
+        for entry in on_disk["models"][kind]["files"].values():
+            assert entry["sha256"] == file_sha256(out / entry["file"])
+
+
+def test_tampered_file_is_reported(exported, tmp_path: Path) -> None:
+    out, _ = exported
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in out.iterdir():
+        copy.joinpath(path.name).write_bytes(path.read_bytes())
+    with open(copy / "classifier.ts", "ab") as stream:
+        stream.write(b"x")
+    assert verify_files(copy) == ["classifier: classifier.ts does not match its sha256"]
+
+
+def test_onnx_wrappers_match_eager_for_numpy_and_torch(exported, tiny_checkpoints) -> None:
+    out, _ = exported
+    rng = np.random.default_rng(3)
+    classifier = load_onnx_model(out / "classifier.onnx", "classifier")
+    assert isinstance(classifier, OnnxClassifier) and classifier.providers[0] == "CPUExecutionProvider"
+    eager = load_checkpoint(tiny_checkpoints["classifier"]).model
+    crops = rng.uniform(-1000, 1000, (5, 1, 32, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected_logits, expected_p = (t.numpy() for t in eager(torch.from_numpy(crops)))
+    logits, probabilities = classifier(crops)
+    assert isinstance(probabilities, np.ndarray) and probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities, expected_p, atol=1e-5)
+    np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-3)
+    torch_logits, torch_p = classifier(torch.from_numpy(crops))
+    assert isinstance(torch_p, torch.Tensor) and torch_p.dtype == torch.float32
+    np.testing.assert_allclose(torch_p.numpy(), expected_p, atol=1e-5)
+    np.testing.assert_allclose(classifier.positive_probability(crops), expected_p[:, 1], atol=1e-5)
+
+    segmentation = load_onnx_model(out / "segmentation.onnx")
+    assert isinstance(segmentation, OnnxSegmentation) and segmentation.size_multiple == 2
+    seg_eager = load_checkpoint(tiny_checkpoints["segmentation"]).model
+    slices = rng.uniform(-1000, 1000, (3, 7, 37, 50)).astype(np.float32)  # odd height: padded and cropped back
+    with torch.no_grad():
+        expected = seg_eager(torch.from_numpy(slices)).numpy()
+    got = segmentation(slices)
+    assert got.shape == (3, 1, 37, 50)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_wrong_kind_and_missing_file_are_refused(exported, tmp_path: Path) -> None:
+    out, _ = exported
+    with pytest.raises(ExportedModelError, match="holds a segmentation model"):
+        load_onnx_model(out / "segmentation.onnx", "classifier")
+    assert isinstance(load_onnx_model(out / "classifier.onnx", "malignancy"), OnnxClassifier)
+    with pytest.raises(ExportedModelError, match="no such ONNX file"):
+        load_onnx_model(tmp_path / "none.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ExportedModelError):
+        load_onnx_model(tmp_path / "junk.onnx")
+
+
+def test_broken_export_fails_the_check_and_writes_nothing(tiny_checkpoints, tmp_path: Path, monkeypatch) -> None:
+    real = export_module.export_torchscript
+
+    def perturbed(model, spec, sample, path):
+        broken = type(model)(**({"conv_channels": 2} if spec.kind != "segmentation" else {"depth": 2, "wf": 1}))
+        broken.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            head = broken.head_linear if spec.kind != "segmentation" else broken.unet.last
+            head.bias[-1] += 2.0  # a wrong export: one class bias shifted
+        real(broken.eval(), spec, sample, path)
+
+    monkeypatch.setitem(export_module.EXPORTERS, "torchscript", perturbed)
+    monkeypatch.setattr("engine.deploy.bundle.EXPORTERS", export_module.EXPORTERS)
+    out = tmp_path / "out"
+    request = ExportRequest(out_dir=out, checkpoints=tiny_checkpoints, formats=("torchscript",), kinds=("classifier",))
+    with pytest.raises(EquivalenceError, match="torchscript export of the classifier model differs"):
+        export_models(request, log=lambda line: None)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left either
+
+
+def test_command_exits_non_zero_on_a_failed_check(tiny_checkpoints, tmp_path: Path, monkeypatch, capsys) -> None:
+    import main
+
+    def fail(*args, **kwargs):
+        return export_module.Equivalence("onnx", 0.3, 4, ((4, 1, 32, 48, 48),), 1e-4)
+
+    monkeypatch.setattr("engine.deploy.bundle.check_equivalence", fail)
+    out = tmp_path / "out"
+    status = main.main(["export", str(out), "--cls", str(tiny_checkpoints["classifier"]), "--seg",
+                        str(tiny_checkpoints["segmentation"]), "--mal", str(tiny_checkpoints["malignancy"]),
+                        "--format", "onnx"])
+    assert status == 2
+    assert "differs from the eager model" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_destination_that_is_not_an_export_is_refused(tiny_checkpoints, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="holds no earlier export"):
+        export_models(ExportRequest(out_dir=tmp_path, checkpoints=tiny_checkpoints), log=lambda line: None)
+    with pytest.raises(ExportError, match="include onnx"):
+        export_models(ExportRequest(out_dir=tmp_path / "x", formats=("torchscript",), quantize="int8"))
