@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "bench": "engine.commands.bench",
     "demo-data": "engine.commands.demo_data",
     "gallery": "engine.commands.gallery",
+    "export": "engine.commands.export_models",
+    "serve": "engine.commands.serve",
 }
 #: Subcommands that take over the rest of the command line themselves.
 PASSTHROUGH: dict[str, str] = {
