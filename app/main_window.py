@@ -1,9 +1,10 @@
 """The main window: three linked views, the CAD and findings docks, menus, status bar.
 
 The window wires widgets, controllers and the state together; it holds no
-viewing state itself. Docks are ordinary ``QDockWidget``\\ s and menus are
-built in one place, so later panels (the training panel, the Models menu) are
-added with :meth:`MainWindow.add_dock` and :meth:`MainWindow.menu`.
+viewing state itself. Docks are ordinary ``QDockWidget``\\ s; the actions,
+menus and toolbar are built in :mod:`app.window_menus`, and what the window
+remembers is in :mod:`app.window_settings`. Later panels are added with
+:meth:`MainWindow.add_dock` and :meth:`MainWindow.menu`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -30,17 +31,17 @@ from PySide6.QtWidgets import (
 from app.controllers import DetectController, LoadController
 from app.crop_preview import CropPreviewPanel
 from app.detection_panel import DetectionPanel
-from app.dialogs import SeriesChooserDialog, ask_stop_training, show_about, show_shortcuts
-from app.findings import Mark
+from app.dialogs import SeriesChooserDialog, ask_stop_training, show_shortcuts
 from app.findings_panel import FindingsPanel
 from app.model_choice import ModelChoice
-from app.models_menu import ModelsMenu
 from app.planes import Plane
 from app.readout import readout_at
 from app.settings import AppSettings
 from app.slice_view import SliceView
 from app.state import OverlayMode, ViewerState
 from app.training.panel import TrainingPanel
+from app.window_menus import build_menus, shortcut_list, update_actions
+from app.window_settings import restore_window, save_window
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
 from engine.io.ct import VOLUME_SUFFIXES
@@ -79,7 +80,7 @@ class MainWindow(QMainWindow):
         self.presets = presets if presets is not None else load_presets()
         self.pool = ThreadPool(self)
         #: The Models menu decides Detect's models unless the caller gave its own detector.
-        self._models_drive_detect = detector_factory is None
+        self.models_drive_detect = detector_factory is None
         self.provider = DetectorProvider(
             detector_factory or default_detector, demo=(detector_factory is None) if demo_models is None else demo_models
         )
@@ -95,9 +96,9 @@ class MainWindow(QMainWindow):
         self._build_views()
         self._build_docks()
         self._build_status_bar()
-        self._build_menus()
+        build_menus(self)
         self._wire()
-        self._restore_settings()
+        restore_window(self)
 
     # --- construction ---------------------------------------------------------------
     def _build_views(self) -> None:
@@ -183,99 +184,6 @@ class MainWindow(QMainWindow):
             self._menus[title] = self.menuBar().addMenu(title)
         return self._menus[title]
 
-    def _action(self, name: str, text: str, slot: Any, shortcut: str | QKeySequence.StandardKey | None = None,
-                tip: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        if tip:
-            action.setStatusTip(tip)
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        self.actions_[name] = action
-        return action
-
-    def _build_menus(self) -> None:
-        a = self._action
-        file = self.menu("&File")
-        file.addAction(a("open", "&Open…", self.ask_open_file, QKeySequence.StandardKey.Open, "Open a CT file (.mhd, .mha, NIfTI, NRRD)"))
-        file.addAction(a("open_dicom", "Open &DICOM folder…", self.ask_open_dicom, "Ctrl+Shift+O", "Open a DICOM series folder"))
-        self.recent_menu = file.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file.addAction(a("demo", "Load d&emo series", self.open_demo, None, "Open the built-in synthetic chest CT"))
-        file.addSeparator()
-        file.addAction(a("export_csv", "Export findings as LUNA16 &CSV…", lambda: self.export("csv")))
-        file.addAction(a("export_json", "Export findings as &JSON…", lambda: self.export("json")))
-        file.addAction(a("snapshot", "Save &snapshot (PNG)…", lambda: self.export("png"), "Ctrl+Shift+S"))
-        file.addSeparator()
-        file.addAction(a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit))
-
-        view = self.menu("&View")
-        presets = view.addMenu("Window/level &presets")
-        for preset in self.presets:
-            action = a(f"preset:{preset.name}", f"{preset.name}  (W {preset.window.width:.0f} / L {preset.window.level:.0f})",
-                       lambda _c=False, p=preset: self.apply_preset(p), preset.key or None)
-            presets.addAction(action)
-        view.addAction(a("reset_view", "&Reset view", self.reset_views, "R", "Fit all three views (undo zoom and pan)"))
-        view.addAction(a("crosshair", "Show &crosshair", self._toggle_crosshair, "C", checkable=True))
-        self.actions_["crosshair"].setChecked(True)
-        view.addSeparator()
-        view.addAction(a("hide_cad", "&Hide CAD marks", self.state.set_hide_cad, "H", "Hide markers and overlay", checkable=True))
-        view.addAction(a("overlay", "Segmentation &overlay", self._toggle_overlay, "O", checkable=True))
-        view.addSeparator()
-        for dock in self.docks.values():
-            view.addAction(dock.toggleViewAction())
-
-        analysis = self.menu("&Analysis")
-        analysis.addAction(a("detect", "&Detect", self.run_detect, "Ctrl+D", "Find nodule candidates in the open series"))
-        analysis.addAction(a("cancel", "&Cancel detection", self.detector.cancel, "Esc"))
-        analysis.addSeparator()
-        analysis.addAction(a("next", "&Next finding", lambda: self.findings_panel.step(+1), "N"))
-        analysis.addAction(a("previous", "&Previous finding", lambda: self.findings_panel.step(-1), "P"))
-        analysis.addAction(a("accept", "&Accept finding", lambda: self.findings_panel.mark_selected(Mark.ACCEPTED), "A"))
-        analysis.addAction(a("reject", "Re&ject finding", lambda: self.findings_panel.mark_selected(Mark.REJECTED), "X"))
-        analysis.addAction(a("clear_mark", "C&lear review mark", lambda: self.findings_panel.mark_selected(None), "U"))
-
-        self._build_toolbar()
-
-        models = self.menu("&Models")
-        self.models = ModelsMenu(self, models, self.provider, self.settings, self.pool, drive_provider=self._models_drive_detect)
-        models.addSeparator()
-        models.addAction(a("training", "&Train a model…", self.show_training, "Ctrl+T", "Show the Training panel"))
-        self.training_panel.form.suggest_finetune = self.models.classifier_checkpoint
-
-        help_menu = self.menu("&Help")
-        help_menu.addAction(a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
-        help_menu.addAction(a("about", "&About LungCAD", lambda: show_about(self)))
-
-    def _build_toolbar(self) -> None:
-        bar = self.addToolBar("Main")
-        bar.setObjectName("mainToolBar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for name, text in (("open", "Open"), ("open_dicom", "DICOM"), ("demo", "Demo")):
-            bar.addAction(self._short(name, text))
-        bar.addSeparator()
-        for preset in self.presets:
-            bar.addAction(self._short(f"preset:{preset.name}", preset.name))
-        bar.addAction(self._short("reset_view", "Reset view"))
-        bar.addSeparator()
-        bar.addAction(self._short("detect", "Detect"))
-        bar.addAction(self._short("hide_cad", "Hide CAD"))
-
-    def _short(self, name: str, text: str) -> QAction:
-        """A toolbar twin of an action: short text, same behaviour, state and shortcut in the tooltip."""
-        action = self.actions_[name]
-        twin = QAction(text, self)
-        twin.setCheckable(action.isCheckable())
-        shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        twin.setToolTip(action.text().replace("&", "") + (f" ({shortcut})" if shortcut else ""))
-        twin.triggered.connect(action.trigger)
-        action.changed.connect(lambda: (twin.setEnabled(action.isEnabled()), twin.setChecked(action.isChecked())))
-        return twin
-
     def _wire(self) -> None:
         self.loader.started.connect(self._on_load_started)
         self.loader.progress.connect(self._on_load_progress)
@@ -291,9 +199,9 @@ class MainWindow(QMainWindow):
         self.findings_panel.export_requested.connect(self.export)
         self.models.changed.connect(self._show_models)
         self.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.training_panel.use_for_detect.connect(self.models.choose)
+        self.training_panel.use_for_detect_requested.connect(self.models.choose)
         self.training_panel.error_reported.connect(self.report_error)
-        self.training_panel.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.training_panel.notice_posted.connect(lambda text: self.statusBar().showMessage(text, 15000))
         for event in ("volume", "result", "findings", "selection", "cad"):
             self.state.subscribe(event, self._update_actions)
         self.state.subscribe("cad", lambda: self.actions_["hide_cad"].setChecked(self.state.hide_cad))
@@ -334,7 +242,8 @@ class MainWindow(QMainWindow):
         path = Path(recent[0])
         return str(path if path.is_dir() else path.parent)
 
-    def _fill_recent_menu(self) -> None:
+    def fill_recent_menu(self) -> None:
+        """File ▸ Open Recent, filled each time it opens."""
         self.recent_menu.clear()
         recent = self.settings.recent_files()
         for path in recent:
@@ -428,12 +337,14 @@ class MainWindow(QMainWindow):
         for view in self.views.values():
             view.reset_view()
 
-    def _toggle_crosshair(self, shown: bool) -> None:
+    def show_crosshair(self, shown: bool) -> None:
+        """View ▸ Show crosshair."""
         for view in self.views.values():
             view.cross_h.setVisible(shown)
             view.cross_v.setVisible(shown)
 
-    def _toggle_overlay(self, shown: bool) -> None:
+    def show_overlay(self, shown: bool) -> None:
+        """View ▸ Segmentation overlay: off, or back to the last overlay mode."""
         if shown:
             self.state.set_overlay_mode(self._last_overlay_mode)
         else:
@@ -482,20 +393,7 @@ class MainWindow(QMainWindow):
             self.resizeDocks([dock], [TRAINING_DOCK_HEIGHT], Qt.Orientation.Vertical)
 
     def _update_actions(self, *_args: Any) -> None:
-        has_volume = self.state.volume is not None
-        has_result = self.state.result is not None
-        busy = self.detector.busy
-        self.actions_["detect"].setEnabled(has_volume and not busy)
-        self.actions_["cancel"].setEnabled(busy)
-        for name in ("export_csv", "export_json"):
-            self.actions_[name].setEnabled(has_result)
-        self.actions_["snapshot"].setEnabled(has_volume)
-        reviewing = has_result and not self.state.hide_cad
-        selected = self.state.selected_id is not None and reviewing
-        for name in ("accept", "reject", "clear_mark"):
-            self.actions_[name].setEnabled(selected)
-        for name in ("next", "previous"):
-            self.actions_[name].setEnabled(reviewing and bool(self.state.findings.findings))
+        update_actions(self)
 
     # --- export ------------------------------------------------------------------------------
     def export(self, kind: str) -> Path | None:
@@ -523,52 +421,16 @@ class MainWindow(QMainWindow):
     # --- help ---------------------------------------------------------------------------------
     def shortcut_list(self) -> list[tuple[str, str]]:
         """Every action with a shortcut, as ``(keys, text)``, for Help."""
-        keys = []
-        for action in self.actions_.values():
-            sequence = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            if sequence:
-                keys.append((sequence, action.text().replace("&", "")))
-        return keys
+        return shortcut_list(self.actions_)
 
     def show_shortcuts(self) -> None:
         """Help ▸ Keyboard shortcuts."""
         show_shortcuts(self, self.shortcut_list())
 
     # --- settings -------------------------------------------------------------------------------
-    def _restore_settings(self) -> None:
-        s = self.settings
-        geometry, state, splitter, side = s.layout("geometry"), s.layout("state"), s.layout("views"), s.layout("side")
-        self.restored_geometry = geometry is not None
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1560, 960)
-        if state is not None:
-            self.restoreState(state)
-        if splitter is not None:
-            self.view_splitter.restoreState(splitter)
-        if side is not None:
-            self.side_splitter.restoreState(side)
-        name = s.last_preset()
-        preset = next((p for p in self.presets if p.name == name), None)
-        if preset is not None:
-            self.state.set_window(preset.window)
-        thresholds = s.thresholds()
-        known = {k: v for k, v in thresholds.items() if k in ("nodule", "near_miss_band", "malignancy")}
-        if known:
-            self.state.set_thresholds(**known)
-        self.models.restore()
-
     def save_settings(self) -> None:
         """Remember layout and thresholds (also done on close)."""
-        s = self.settings
-        s.set_layout("geometry", self.saveGeometry())
-        s.set_layout("state", self.saveState())
-        s.set_layout("views", self.view_splitter.saveState())
-        s.set_layout("side", self.side_splitter.saveState())
-        t = self.state.thresholds
-        s.set_thresholds({"nodule": t.nodule, "near_miss_band": t.near_miss_band, "malignancy": t.malignancy})
-        s.sync()
+        save_window(self)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
         if self.training_panel.controller.busy:

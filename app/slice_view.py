@@ -8,14 +8,15 @@ its slice axis, its grey levels are the state's window. It draws, in screen mm
   window/level drag only calls ``setLevels``;
 * the segmentation probability as a second ``ImageItem`` through an RGBA
   lookup table;
-* a circle per finding on every slice it spans (``ScatterPlotItem`` with
-  ``pxMode=False``, sized in mm), dashed and dimmer for near misses;
+* a circle and the number of each finding on every slice it spans
+  (:mod:`app.slice_markers`);
 * the crosshair, with a gap so it does not cover what it points at;
 * orientation letters, slice number and position, and the current window.
 
-Mouse: left click/drag moves the crosshair, right-drag changes window/level
-(horizontal = width, vertical = level), middle-drag pans, wheel scrolls slices,
-Ctrl+wheel zooms. Keys: Up/Down one slice, PgUp/PgDn ten, Home/End the ends.
+Mouse (:mod:`app.slice_canvas`): left click/drag moves the crosshair,
+right-drag changes window/level (horizontal = width, vertical = level),
+middle-drag pans, wheel scrolls slices, Ctrl+wheel zooms. Keys: Up/Down one
+slice, PgUp/PgDn ten, Home/End the ends.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPen, QTransform
+from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
-from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
-from app.marker_labels import stack_labels
 from app.overlay import keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
+from app.slice_canvas import SliceCanvas, SliceViewBox
+from app.slice_markers import MarkerLayer
 from app.state import OverlayMode, ViewerState
-from app.theme import MALIGNANT_RGB, NODULE_RGB, PLANE_RGB, REJECTED_RGB, VIEW_BACKGROUND
+from app.theme import PLANE_RGB
 from app.windowing import drag_window
 from engine.geometry import irc_to_xyz
 
@@ -43,104 +44,7 @@ CROSSHAIR_GAP_MM = 10.0
 PAGE_STEP = 10
 #: Milliseconds between two cursor readouts (rate limit).
 HOVER_INTERVAL_MS = 40
-#: Most finding numbers drawn next to markers on one slice.
-MAX_LABELS = 24
 _PLANE_OF_PATIENT_AXIS = {0: Plane.SAGITTAL, 1: Plane.CORONAL, 2: Plane.AXIAL}
-
-
-class SliceViewBox(pg.ViewBox):
-    """A ViewBox whose mouse does what a radiologist expects (see module docstring)."""
-
-    def __init__(self, view: SliceView) -> None:
-        super().__init__(lockAspect=1.0, invertY=True, enableMenu=False, defaultPadding=0.0)
-        self._view = view
-        self._wheel_rest = 0
-
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)  # zoom about the cursor
-            return
-        self._wheel_rest += ev.delta()
-        steps = int(self._wheel_rest / 120)
-        if steps:
-            self._wheel_rest -= steps * 120
-            self._view.scroll(steps)
-        ev.accept()
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
-        button = ev.button()
-        if button == Qt.MouseButton.MiddleButton:
-            super().mouseDragEvent(ev, axis)  # pan
-        elif button == Qt.MouseButton.RightButton:
-            ev.accept()
-            delta = ev.screenPos() - ev.buttonDownScreenPos(button)
-            self._view.drag_window(ev.isStart(), float(delta.x()), float(delta.y()))
-        elif button == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self._view.point_at(self.mapSceneToView(ev.scenePos()))
-        else:
-            ev.ignore()
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 — Qt override
-        if ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self._view.point_at(self.mapSceneToView(ev.scenePos()))
-        else:
-            ev.ignore()
-
-
-class _Canvas(pg.GraphicsView):
-    """The drawing surface, with text labels pinned to its edges."""
-
-    def __init__(self, view: SliceView) -> None:
-        super().__init__(background=pg.mkColor(*VIEW_BACKGROUND))
-        self._view = view
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(160, 160)
-        self.setAcceptDrops(False)  # files dropped on a view go to the main window, which opens them
-
-        def label(align: Qt.AlignmentFlag, big: bool = False) -> QLabel:
-            lab = QLabel(self)
-            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            lab.setAlignment(align)
-            size = 15 if big else 11
-            weight = "bold" if big else "normal"
-            lab.setStyleSheet(f"color: #f0f0f0; background: transparent; font-size: {size}px; font-weight: {weight};")
-            return lab
-
-        left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
-        vcenter, hcenter = Qt.AlignmentFlag.AlignVCenter, Qt.AlignmentFlag.AlignHCenter
-        self.letters = {
-            "left": label(left | vcenter, True),
-            "right": label(right | vcenter, True),
-            "top": label(hcenter | Qt.AlignmentFlag.AlignTop, True),
-            "bottom": label(hcenter | Qt.AlignmentFlag.AlignBottom, True),
-        }
-        self.info = label(left | Qt.AlignmentFlag.AlignTop)
-        self.window_text = label(left | Qt.AlignmentFlag.AlignBottom)
-        self.placeholder = label(hcenter | vcenter)
-        self.placeholder.setStyleSheet("color: #8a8f98; background: transparent; font-size: 13px;")
-
-    def resizeEvent(self, ev) -> None:  # noqa: N802 — Qt override
-        super().resizeEvent(ev)
-        if not hasattr(self, "placeholder"):  # pyqtgraph resizes once inside its own __init__
-            return
-        w, h, m = self.width(), self.height(), 6
-        self.letters["left"].setGeometry(m, 0, 30, h)
-        self.letters["right"].setGeometry(w - 30 - m, 0, 30, h)
-        self.letters["top"].setGeometry(0, m, w, 22)
-        self.letters["bottom"].setGeometry(0, h - 22 - m, w, 22)
-        self.info.setGeometry(m, m, max(10, w // 2), 36)
-        self.window_text.setGeometry(m, h - 40 - m, max(10, w // 2), 40)
-        self.placeholder.setGeometry(0, 0, w, h)
-
-    def leaveEvent(self, ev) -> None:  # noqa: N802 — Qt override
-        super().leaveEvent(ev)
-        self._view.mouse_left()
-
-    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 — Qt override
-        if not self._view.handle_key(ev.key()):
-            super().keyPressEvent(ev)
 
 
 class SliceView(QWidget):
@@ -164,15 +68,10 @@ class SliceView(QWidget):
         self.plane = Plane(plane)
         self.layout_: PlaneLayout | None = None
         self._slice = -1
-        self._markers: PlaneMarkers | None = None
-        #: Label anchors (screen mm), findings and pens of the markers on the current slice.
-        self._shown: tuple[np.ndarray, np.ndarray, list[Finding], list[QPen]] | None = None
         self._overlay_slices: np.ndarray | None = None
         self._lut_key: tuple | None = None
         self._overlay_pixels: tuple | None = None
-        self._findings: tuple[Finding, ...] = ()
         self._wl_start = state.window
-        self._pens: dict[tuple, QPen] = {}
         self._line_planes = (Plane.SAGITTAL, Plane.CORONAL)
         self._hover_pos: QPointF | None = None
         self._hover_timer = QTimer(self, singleShot=True, interval=HOVER_INTERVAL_MS)
@@ -208,7 +107,7 @@ class SliceView(QWidget):
         header.addWidget(self.slider, 1)
         header.addWidget(self.slice_text)
 
-        self.canvas = _Canvas(self)
+        self.canvas = SliceCanvas(self)
         self.viewbox = SliceViewBox(self)
         self.canvas.setCentralItem(self.viewbox)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -218,16 +117,13 @@ class SliceView(QWidget):
         self.cross_v = pg.PlotCurveItem(connect="pairs")
         for item in (self.cross_h, self.cross_v):
             item.setZValue(2)
-        self.markers = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(None), antialias=True)
-        self.markers.setZValue(3)
-        self.labels = [pg.TextItem(anchor=(0.0, 1.0)) for _ in range(MAX_LABELS)]
-        for item in (self.image, self.overlay, self.cross_h, self.cross_v, self.markers, *self.labels):
+        for item in (self.image, self.overlay, self.cross_h, self.cross_v):
             self.viewbox.addItem(item)
-        for label in self.labels:
-            label.setZValue(4)
-            label.hide()
+        self.marker_layer = MarkerLayer(self.viewbox, self._mm_per_px)
+        self.markers = self.marker_layer.scatter
+        self.labels = self.marker_layer.labels
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.viewbox.sigRangeChanged.connect(lambda *_: self._place_labels())  # zoom changes what overlaps
+        self.viewbox.sigRangeChanged.connect(lambda *_: self.marker_layer.place_labels())  # zoom changes what overlaps
 
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
@@ -250,12 +146,12 @@ class SliceView(QWidget):
     def _on_volume(self) -> None:
         ct = self.state.volume
         self._slice = -1
-        self._markers = None
+        self.marker_layer.plane_markers = None
         if ct is None:
             self.layout_ = None
             self.image.clear()
             self.overlay.clear()
-            self.markers.clear()
+            self.marker_layer.clear()
             self.cross_h.setData([], [])
             self.cross_v.setData([], [])
             self.slider.setEnabled(False)
@@ -381,64 +277,20 @@ class SliceView(QWidget):
 
     def _finding_boxes(self) -> list[tuple[int, int, int, int]]:
         """``(v0, v1, u0, u1)`` array ranges of the findings shown on this slice."""
-        pm, layout = self._markers, self.layout_
-        if pm is None or layout is None or len(pm.index) == 0:
-            return []
-        hit, _radius = pm.on_slice(self._slice)
-        boxes = []
-        for k in hit:
-            bbox = getattr(self._findings[k].candidate, "bbox_irc", None)
-            if bbox is None:
-                continue
-            lo, hi = bbox
-            boxes.append((int(lo[layout.v_axis]), int(hi[layout.v_axis]), int(lo[layout.u_axis]), int(hi[layout.u_axis])))
-        return boxes
+        return self.marker_layer.boxes_on_slice(self._slice, self.layout_)
 
     def _on_cad(self) -> None:
         self._on_overlay()
         self._refresh_markers()
 
     def _on_findings(self) -> None:
-        self._findings = self.state.findings.findings
-        self._markers = plane_markers(self._findings, self.layout_) if self.layout_ is not None else None
+        self.marker_layer.set_findings(self.state.findings.findings, self.layout_)
         self._on_overlay()
         self._refresh_markers()
 
-    def _pen(self, finding: Finding, selected: bool) -> QPen:
-        near = finding.klass == FindingClass.NEAR_MISS
-        rejected = finding.mark == Mark.REJECTED
-        key = (near, finding.malignant, rejected, selected)
-        pen = self._pens.get(key)
-        if pen is None:
-            rgb = REJECTED_RGB if rejected else (MALIGNANT_RGB if finding.malignant else NODULE_RGB)
-            alpha = 150 if (near or rejected) else 255
-            width = 3.0 if selected else (1.5 if near or rejected else 2.0)
-            pen = pg.mkPen(QColor(*rgb, alpha), width=width)
-            if rejected:
-                pen.setStyle(Qt.PenStyle.DotLine)
-            elif near:
-                pen.setStyle(Qt.PenStyle.DashLine)
-            self._pens[key] = pen
-        return pen
-
     def _refresh_markers(self) -> None:
-        pm = self._markers
-        if pm is None or self._slice < 0 or self.state.hide_cad or len(pm.index) == 0:
-            self.markers.clear()
-            self._shown = None
-            self._place_labels()
-            return
-        hit, radius = pm.on_slice(self._slice)
-        selected = self.state.selected_id
-        findings = [self._findings[k] for k in hit]
-        pens = [self._pen(f, f.id == selected) for f in findings]
-        self.markers.setData(x=pm.u_mm[hit], y=pm.v_mm[hit], size=2.0 * radius, pen=pens, brush=pg.mkBrush(None))
-        u = pm.u_mm[hit] + 0.72 * radius
-        v = pm.v_mm[hit] - 0.72 * radius
-        self._shown = (u, v, findings, pens)
-        self._place_labels()
+        self.marker_layer.show_slice(self._slice, self.state.selected_id, self.state.hide_cad)
 
-    @property
     def _mm_per_px(self) -> tuple[float, float]:
         """Screen mm per screen pixel along u and v (1, 1 while the view has no size yet)."""
         try:
@@ -446,30 +298,6 @@ class SliceView(QWidget):
         except (TypeError, AttributeError, ZeroDivisionError):  # not laid out: no device transform yet
             return 1.0, 1.0
         return tuple(a if np.isfinite(a) and a > 0 else 1.0 for a in sizes)  # type: ignore[return-value]
-
-    def _place_labels(self) -> None:
-        """Write the findings' numbers next to their markers, stacking the ones that would overprint."""
-        shown = self._shown
-        if shown is None or not shown[2]:
-            for label in self.labels:
-                label.hide()
-            return
-        u, v, findings, pens = shown
-        names = []
-        for f in findings:
-            mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
-            names.append(f"{f.id}{mark}")
-        selected = self.state.selected_id
-        priority = np.array([2.0 if f.id == selected else float(f.candidate.p_nodule) for f in findings])
-        stacked = stack_labels(u / self._mm_per_px[0], v / self._mm_per_px[1], names, priority)
-        for n, label in enumerate(self.labels):
-            if n < len(stacked):
-                item = stacked[n]
-                label.setText(item.text, color=pens[item.leader].color())
-                label.setPos(float(u[item.leader]), float(v[item.leader]))
-                label.show()
-            else:
-                label.hide()
 
     # --- view → state -------------------------------------------------------------
     def scroll(self, steps: int) -> None:

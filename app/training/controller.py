@@ -15,11 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from app.training.process import STOP_FILE_NAME, TrainingProcess
+from app.training.process import TrainingProcess
 from app.training.request import TrainRequest
 from app.training.record import RunRecord, RunStatus
 from app.training.run_folders import MetricsReader, describe_event, read_run, settle_status
 from engine.errors import TrainingRunError
+from engine.run_layout import STOP_FILE_NAME, RunLayout
 
 #: How often a run started elsewhere is re-read, ms.
 TAIL_INTERVAL_MS = 1000
@@ -37,15 +38,15 @@ class TrainingController(QObject):
         parent: Qt parent.
 
     Signals:
-        changed(str): the viewed record changed; the argument names what
+        run_changed(str): the viewed record changed; the argument names what
             (an event name, ``"status"``, ``"log"`` or ``"viewed"`` for a new record).
-        log(str): a line added to the viewed record's log.
+        logged(str): a line added to the viewed record's log.
         busy_changed(bool): a child process started or ended.
         run_ended(object): a run's record, when it ended (live child or followed run).
     """
 
-    changed = Signal(str)
-    log = Signal(str)
+    run_changed = Signal(str)
+    logged = Signal(str)
     busy_changed = Signal(bool)
     run_ended = Signal(object)
 
@@ -53,8 +54,8 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.process = process or TrainingProcess(parent=self)
         self.process.setParent(self)
-        self.process.event.connect(self._on_child_event)
-        self.process.log.connect(self._on_child_log)
+        self.process.event_received.connect(self._on_child_event)
+        self.process.logged.connect(self._on_child_log)
         self.process.ended.connect(self._on_child_ended)
         self.live: RunRecord | None = None
         self.viewed: RunRecord | None = None
@@ -101,16 +102,17 @@ class TrainingController(QObject):
         if record is self.live and self.busy:
             self.process.stop()
         elif record.run_dir is not None:
+            layout = RunLayout(record.run_dir)
             try:
-                (record.run_dir / STOP_FILE_NAME).write_text("stop requested by the LungCAD training panel\n", encoding="utf-8")
+                layout.request_stop()
             except OSError as exc:
-                self._note(record, f"▸ cannot write {record.run_dir / STOP_FILE_NAME}: {exc}")
+                self._note(record, f"▸ cannot write {layout.stop_file}: {exc}")
                 return
             self._note(record, f"▸ stop requested ({STOP_FILE_NAME} file written); the run stops after its current batch")
         else:
             return
         record.status = RunStatus.STOPPING
-        self.changed.emit("status")
+        self.run_changed.emit("status")
 
     def shutdown(self, grace_ms: int = 20_000) -> None:
         """Stop the child and wait for it (the window closes); its checkpoints stay valid."""
@@ -131,7 +133,7 @@ class TrainingController(QObject):
         if line:
             self._note(record, line)
         if name and record is self.viewed:
-            self.changed.emit(name)
+            self.run_changed.emit(name)
 
     @Slot(str, str)
     def _on_child_log(self, text: str, source: str) -> None:
@@ -150,7 +152,7 @@ class TrainingController(QObject):
             record.message = f"{record.message} — {OOM_HINT}"
         self._note(record, f"▸ process {how} (exit status {code})")
         if record is self.viewed:
-            self.changed.emit("status")
+            self.run_changed.emit("status")
         self.run_ended.emit(record)
 
     def _settle_child(self, record: RunRecord, code: int, how: str) -> None:
@@ -196,7 +198,7 @@ class TrainingController(QObject):
         self._reader = reader
         if reader is not None and not record.status.ended and record.status is not RunStatus.EMPTY:
             self._tail.start()
-        self.changed.emit("viewed")
+        self.run_changed.emit("viewed")
 
     @Slot()
     def _follow(self) -> None:
@@ -214,11 +216,11 @@ class TrainingController(QObject):
             if line:
                 self._note(record, line)
             if name:
-                self.changed.emit(name)
+                self.run_changed.emit(name)
         settle_status(record, reader)
         if record.status.ended:
             self._tail.stop()
-            self.changed.emit("status")
+            self.run_changed.emit("status")
             self.run_ended.emit(record)
 
     # --- logs -----------------------------------------------------------------------------------
@@ -231,7 +233,7 @@ class TrainingController(QObject):
         record.log.append(line)
         del record.log[:-MAX_LOG_LINES]
         if record is self.viewed:
-            self.log.emit(line)
+            self.logged.emit(line)
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -59,14 +59,14 @@ class TrainingPanel(QWidget):
         parent: Qt parent.
 
     Signals:
-        use_for_detect(str, object): a model kind and the checkpoint Detect should use.
+        use_for_detect_requested(str, object): a model kind and the checkpoint Detect should use.
         error_reported(str, str): a title and message for the window's error dialog.
-        notice(str): a one-line status message (a run ended).
+        notice_posted(str): a one-line status message (a run ended).
     """
 
-    use_for_detect = Signal(str, object)
+    use_for_detect_requested = Signal(str, object)
     error_reported = Signal(str, str)
-    notice = Signal(str)
+    notice_posted = Signal(str)
 
     def __init__(
         self,
@@ -117,7 +117,7 @@ class TrainingPanel(QWidget):
     def _on_run_ended(self, record: RunRecord) -> None:
         self.refresh_runs()
         detail = f": {record.message}" if record.message else ""
-        self.notice.emit(f"Training run {record.name} {record.status.value}{detail}")
+        self.notice_posted.emit(f"Training run {record.name} {record.status.value}{detail}")
 
     def _build(self) -> None:
         self.runs_table = QTableWidget(0, 6)
@@ -203,7 +203,7 @@ class TrainingPanel(QWidget):
             self.error_reported.emit("Cannot use this run", f"run {name}: its model kind is unknown (no config.json or "
                                      "run_started event); choose its checkpoint with Models ▸ … ▸ From file")
             return
-        self.use_for_detect.emit(kind, checkpoint)
+        self.use_for_detect_requested.emit(kind, checkpoint)
 
     # --- the runs list ----------------------------------------------------------------------------
     @Slot()

@@ -22,9 +22,8 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from app.training.lines import LineBuffer, parse_event
 from engine.paths import REPO_ROOT
+from engine.run_layout import STOP_FILE_NAME, RunLayout
 
-#: The file whose appearance asks a run to stop (docs/training-protocol.md).
-STOP_FILE_NAME = "STOP"
 #: How long a graceful stop may take before the child is terminated, ms.
 STOP_TIMEOUT_MS = 30_000
 #: How long after terminate() before kill(), ms.
@@ -48,15 +47,15 @@ class TrainingProcess(QObject):
         parent: Qt parent.
 
     Signals:
-        event(dict): one protocol event from stdout.
-        log(str, str): a line of text and where it came from (``"stdout"``,
+        event_received(dict): one protocol event from stdout.
+        logged(str, str): a line of text and where it came from (``"stdout"``,
             ``"stderr"`` or ``"panel"`` for the panel's own notes).
         ended(int, str): the exit status and how the child ended: ``"exited"``,
             ``"crashed"``, ``"terminated"``, ``"killed"`` or ``"failed to start"``.
     """
 
-    event = Signal(dict)
-    log = Signal(str, str)
+    event_received = Signal(dict)
+    logged = Signal(str, str)
     ended = Signal(int, str)
 
     def __init__(
@@ -132,10 +131,10 @@ class TrainingProcess(QObject):
         self._escalation = "stop requested"
         assert self.run_dir is not None
         try:
-            (self.run_dir / STOP_FILE_NAME).write_text("stop requested by the LungCAD training panel\n", encoding="utf-8")
-            self.log.emit(f"stop requested ({STOP_FILE_NAME} file); waiting for the current batch and the checkpoints", "panel")
+            RunLayout(self.run_dir).request_stop()
+            self.logged.emit(f"stop requested ({STOP_FILE_NAME} file); waiting for the current batch and the checkpoints", "panel")
         except OSError as exc:
-            self.log.emit(f"cannot write the {STOP_FILE_NAME} file ({exc}); terminating instead", "panel")
+            self.logged.emit(f"cannot write the {STOP_FILE_NAME} file ({exc}); terminating instead", "panel")
             self._timer.start(0)
             return
         self._timer.start(self.stop_timeout_ms)
@@ -166,12 +165,12 @@ class TrainingProcess(QObject):
             return
         if self._escalation == "stop requested":
             self._escalation = "terminated"
-            self.log.emit(f"the run did not stop within {self.stop_timeout_ms / 1000:g} s; terminating it", "panel")
+            self.logged.emit(f"the run did not stop within {self.stop_timeout_ms / 1000:g} s; terminating it", "panel")
             process.terminate()
             self._timer.start(self.kill_timeout_ms)
         elif self._escalation == "terminated":
             self._escalation = "killed"
-            self.log.emit("the run ignored terminate; killing it", "panel")
+            self.logged.emit("the run ignored terminate; killing it", "panel")
             process.kill()
 
     @Slot()
@@ -183,15 +182,15 @@ class TrainingProcess(QObject):
     def _read_stderr(self) -> None:
         if self._process is not None:
             for line in self._stderr.feed(bytes(self._process.readAllStandardError().data())):
-                self.log.emit(line, "stderr")
+                self.logged.emit(line, "stderr")
 
     def _dispatch_stdout(self, lines: list[str]) -> None:
         for line in lines:
             event = parse_event(line)
             if event is not None:
-                self.event.emit(event)
+                self.event_received.emit(event)
             elif line.strip():
-                self.log.emit(line, "stdout")
+                self.logged.emit(line, "stdout")
 
     @Slot(int, QProcess.ExitStatus)
     def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
@@ -199,7 +198,7 @@ class TrainingProcess(QObject):
         self._read_stderr()
         self._dispatch_stdout(self._stdout.flush())  # a last line without its newline
         for line in self._stderr.flush():
-            self.log.emit(line, "stderr")
+            self.logged.emit(line, "stderr")
         if status == QProcess.ExitStatus.CrashExit:
             how = self._escalation if self._escalation in ("terminated", "killed") else "crashed"
         else:
@@ -209,7 +208,7 @@ class TrainingProcess(QObject):
     @Slot(QProcess.ProcessError)
     def _on_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart and self._process is not None:
-            self.log.emit(f"cannot start {self.program}: {self._process.errorString()}", "panel")
+            self.logged.emit(f"cannot start {self.program}: {self._process.errorString()}", "panel")
             self._finish(-1, "failed to start")
 
     def _finish(self, code: int, how: str) -> None:

@@ -70,8 +70,8 @@ class RunView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._build()
-        controller.changed.connect(self._on_changed)
-        controller.log.connect(self._append_log)
+        controller.run_changed.connect(self._on_changed)
+        controller.logged.connect(self._append_log)
         controller.busy_changed.connect(lambda _busy: self._update_buttons())
         self.refresh()
 

@@ -137,7 +137,7 @@ def test_open_recent_menu_lists_opened_files(qtbot, window, write_volume) -> Non
     a, b = write_volume("a.mhd"), write_volume("b.nrrd")
     open_and_wait(qtbot, window, a)
     open_and_wait(qtbot, window, b)
-    window._fill_recent_menu()
+    window.fill_recent_menu()
     texts = [act.text() for act in window.recent_menu.actions() if act.text()]
     assert texts[:2] == [str(b.resolve()), str(a.resolve())]
     with qtbot.waitSignal(window.loader.idle, timeout=15000):

@@ -107,4 +107,4 @@ def test_dark_theme(qtbot) -> None:
     finally:
         app.setPalette(old_palette)
         app.setStyleSheet(old_sheet)
-    assert Qt.ShortcutContext.WindowShortcut  # shortcuts are window-wide (see MainWindow._action)
+    assert Qt.ShortcutContext.WindowShortcut  # shortcuts are window-wide (see app.window_menus.add_action)

@@ -81,7 +81,7 @@ def test_a_run_through_the_panel_draws_curves_and_hands_its_checkpoint_to_detect
     assert panel.form.run_name.text() == ""  # the next run gets a fresh name
     # Use for Detect hands over the run's best checkpoint
     assert panel.view.use_button.isEnabled()
-    with qtbot.waitSignal(panel.use_for_detect) as used:
+    with qtbot.waitSignal(panel.use_for_detect_requested) as used:
         qtbot.mouseClick(panel.view.use_button, Qt.MouseButton.LeftButton)
     assert used.args == ["segmentation", runs_root / "fake-run" / "checkpoints" / "best.pt"]
     # the runs list shows it, finished
@@ -233,7 +233,7 @@ def test_reopening_a_finished_run_from_its_metrics(qtbot, make_panel, runs_root)
     assert "Dice" not in panel.view.plots["Dice · AUC"].titleLabel.text  # the title follows what the run has
     text = log_text(panel)
     assert "E3 val" in text and "completed after 3 epoch(s); best f1 0.6000 at epoch 3" in text
-    with qtbot.waitSignal(panel.use_for_detect) as used:
+    with qtbot.waitSignal(panel.use_for_detect_requested) as used:
         panel.use_run_button.click()
     assert used.args == ["classifier", run / "checkpoints" / "best.pt"]
     # a run folder that does not say what it trained cannot go to Detect

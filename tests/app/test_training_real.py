@@ -42,7 +42,7 @@ def test_train_one_epoch_from_the_panel_then_detect_with_it(qtbot, tmp_path: Pat
     qtbot.mouseClick(form.start_button, Qt.MouseButton.LeftButton)
     assert panel.controller.busy
     stages: set[str] = set()
-    panel.controller.changed.connect(lambda what: stages.add(what))
+    panel.controller.run_changed.connect(lambda what: stages.add(what))
     qtbot.waitUntil(lambda: not panel.controller.busy, timeout=180_000)
     record = panel.controller.viewed
     assert record.status is RunStatus.COMPLETED, (record.message, panel.view.log_view.toPlainText()[-2000:])

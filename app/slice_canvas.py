@@ -1,0 +1,118 @@
+"""The drawing surface of a slice view: mouse handling (``SliceViewBox``) and edge labels (``SliceCanvas``).
+
+The view box turns the mouse into what a radiologist expects: left click/drag
+moves the crosshair, right-drag changes window/level (horizontal = width,
+vertical = level), middle-drag pans, the wheel scrolls slices and Ctrl+wheel
+zooms. The canvas pins the orientation letters, the slice info, the window
+text and a placeholder to its edges and passes keys and mouse-leave to the
+:class:`~app.slice_view.SliceView` that owns it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QLabel
+
+from app.theme import VIEW_BACKGROUND
+
+if TYPE_CHECKING:
+    from app.slice_view import SliceView
+
+
+class SliceViewBox(pg.ViewBox):
+    """A ViewBox whose mouse does what a radiologist expects (see the module docstring)."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(lockAspect=1.0, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._view = view
+        self._wheel_rest = 0
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)  # zoom about the cursor
+            return
+        self._wheel_rest += ev.delta()
+        steps = int(self._wheel_rest / 120)
+        if steps:
+            self._wheel_rest -= steps * 120
+            self._view.scroll(steps)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 — Qt override
+        button = ev.button()
+        if button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pan
+        elif button == Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.buttonDownScreenPos(button)
+            self._view.drag_window(ev.isStart(), float(delta.x()), float(delta.y()))
+        elif button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+        else:
+            ev.ignore()
+
+
+class SliceCanvas(pg.GraphicsView):
+    """The drawing surface, with text labels pinned to its edges."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(background=pg.mkColor(*VIEW_BACKGROUND))
+        self._view = view
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 160)
+        self.setAcceptDrops(False)  # files dropped on a view go to the main window, which opens them
+
+        def label(align: Qt.AlignmentFlag, big: bool = False) -> QLabel:
+            lab = QLabel(self)
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            lab.setAlignment(align)
+            size = 15 if big else 11
+            weight = "bold" if big else "normal"
+            lab.setStyleSheet(f"color: #f0f0f0; background: transparent; font-size: {size}px; font-weight: {weight};")
+            return lab
+
+        left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
+        vcenter, hcenter = Qt.AlignmentFlag.AlignVCenter, Qt.AlignmentFlag.AlignHCenter
+        self.letters = {
+            "left": label(left | vcenter, True),
+            "right": label(right | vcenter, True),
+            "top": label(hcenter | Qt.AlignmentFlag.AlignTop, True),
+            "bottom": label(hcenter | Qt.AlignmentFlag.AlignBottom, True),
+        }
+        self.info = label(left | Qt.AlignmentFlag.AlignTop)
+        self.window_text = label(left | Qt.AlignmentFlag.AlignBottom)
+        self.placeholder = label(hcenter | vcenter)
+        self.placeholder.setStyleSheet("color: #8a8f98; background: transparent; font-size: 13px;")
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(ev)
+        if not hasattr(self, "placeholder"):  # pyqtgraph resizes once inside its own __init__
+            return
+        w, h, m = self.width(), self.height(), 6
+        self.letters["left"].setGeometry(m, 0, 30, h)
+        self.letters["right"].setGeometry(w - 30 - m, 0, 30, h)
+        self.letters["top"].setGeometry(0, m, w, 22)
+        self.letters["bottom"].setGeometry(0, h - 22 - m, w, 22)
+        self.info.setGeometry(m, m, max(10, w // 2), 36)
+        self.window_text.setGeometry(m, h - 40 - m, max(10, w // 2), 40)
+        self.placeholder.setGeometry(0, 0, w, h)
+
+    def leaveEvent(self, ev) -> None:  # noqa: N802 — Qt override
+        super().leaveEvent(ev)
+        self._view.mouse_left()
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 — Qt override
+        if not self._view.handle_key(ev.key()):
+            super().keyPressEvent(ev)

@@ -1,0 +1,140 @@
+"""The findings drawn on one slice view: a circle per finding and its number, stacked where they would overprint.
+
+A circle is drawn on every slice a finding spans (``ScatterPlotItem`` with
+``pxMode=False``, sized in screen mm), solid for nodules, dashed and dimmer
+for near misses, dotted grey once rejected, thicker when selected; red when
+malignant. The numbers go next to their circles; labels that would overprint
+are stacked into one (:func:`app.marker_labels.stack_labels`), the selected or
+most likely finding first, and are laid out again when the zoom changes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPen
+
+from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
+from app.marker_labels import stack_labels
+from app.planes import PlaneLayout
+from app.theme import MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
+
+#: Most finding numbers drawn next to markers on one slice.
+MAX_LABELS = 24
+
+
+class MarkerLayer:
+    """The markers and labels of one view, added to its view box.
+
+    Args:
+        viewbox: The view's ``pg.ViewBox`` (screen-mm coordinates).
+        mm_per_px: Screen mm per screen pixel along u and v, asked each time
+            labels are laid out (the zoom changes it).
+    """
+
+    def __init__(self, viewbox: pg.ViewBox, mm_per_px: Callable[[], tuple[float, float]]) -> None:
+        self._mm_per_px = mm_per_px
+        self.scatter = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(None), antialias=True)
+        self.scatter.setZValue(3)
+        self.labels = [pg.TextItem(anchor=(0.0, 1.0)) for _ in range(MAX_LABELS)]
+        viewbox.addItem(self.scatter)
+        for label in self.labels:
+            viewbox.addItem(label)
+            label.setZValue(4)
+            label.hide()
+        self.findings: tuple[Finding, ...] = ()
+        self.plane_markers: PlaneMarkers | None = None
+        #: Label anchors (screen mm), findings and pens of the markers on the current slice.
+        self._shown: tuple[np.ndarray, np.ndarray, list[Finding], list[QPen]] | None = None
+        self._pens: dict[tuple, QPen] = {}
+        self._selected: int | None = None
+
+    def set_findings(self, findings: tuple[Finding, ...], layout: PlaneLayout | None) -> None:
+        """The findings to draw (positions projected onto the plane of ``layout``; none without a layout)."""
+        self.findings = findings
+        self.plane_markers = plane_markers(findings, layout) if layout is not None else None
+
+    def clear(self) -> None:
+        """Draw nothing (no volume, or the markers are hidden)."""
+        self.plane_markers = None
+        self.scatter.clear()
+        self._shown = None
+        self.place_labels()
+
+    def show_slice(self, slice_index: int, selected_id: int | None, hidden: bool) -> None:
+        """Draw the findings that span slice ``slice_index`` (nothing when ``hidden``)."""
+        pm = self.plane_markers
+        self._selected = selected_id
+        if pm is None or slice_index < 0 or hidden or len(pm.index) == 0:
+            self.scatter.clear()
+            self._shown = None
+            self.place_labels()
+            return
+        hit, radius = pm.on_slice(slice_index)
+        findings = [self.findings[k] for k in hit]
+        pens = [self.pen(f, f.id == selected_id) for f in findings]
+        self.scatter.setData(x=pm.u_mm[hit], y=pm.v_mm[hit], size=2.0 * radius, pen=pens, brush=pg.mkBrush(None))
+        u = pm.u_mm[hit] + 0.72 * radius
+        v = pm.v_mm[hit] - 0.72 * radius
+        self._shown = (u, v, findings, pens)
+        self.place_labels()
+
+    def boxes_on_slice(self, slice_index: int, layout: PlaneLayout | None) -> list[tuple[int, int, int, int]]:
+        """``(v0, v1, u0, u1)`` array ranges of the findings drawn on slice ``slice_index``."""
+        pm = self.plane_markers
+        if pm is None or layout is None or len(pm.index) == 0:
+            return []
+        hit, _radius = pm.on_slice(slice_index)
+        boxes = []
+        for k in hit:
+            bbox = getattr(self.findings[k].candidate, "bbox_irc", None)
+            if bbox is None:
+                continue
+            lo, hi = bbox
+            boxes.append((int(lo[layout.v_axis]), int(hi[layout.v_axis]), int(lo[layout.u_axis]), int(hi[layout.u_axis])))
+        return boxes
+
+    def pen(self, finding: Finding, selected: bool) -> QPen:
+        """The circle's pen for ``finding`` (cached per look)."""
+        near = finding.klass == FindingClass.NEAR_MISS
+        rejected = finding.mark == Mark.REJECTED
+        key = (near, finding.malignant, rejected, selected)
+        pen = self._pens.get(key)
+        if pen is None:
+            rgb = REJECTED_RGB if rejected else (MALIGNANT_RGB if finding.malignant else NODULE_RGB)
+            alpha = 150 if (near or rejected) else 255
+            width = 3.0 if selected else (1.5 if near or rejected else 2.0)
+            pen = pg.mkPen(QColor(*rgb, alpha), width=width)
+            if rejected:
+                pen.setStyle(Qt.PenStyle.DotLine)
+            elif near:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            self._pens[key] = pen
+        return pen
+
+    def place_labels(self) -> None:
+        """Write the findings' numbers next to their markers, stacking the ones that would overprint."""
+        shown = self._shown
+        if shown is None or not shown[2]:
+            for label in self.labels:
+                label.hide()
+            return
+        u, v, findings, pens = shown
+        names = []
+        for f in findings:
+            mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
+            names.append(f"{f.id}{mark}")
+        priority = np.array([2.0 if f.id == self._selected else float(f.candidate.p_nodule) for f in findings])
+        mm_u, mm_v = self._mm_per_px()
+        stacked = stack_labels(u / mm_u, v / mm_v, names, priority)
+        for n, label in enumerate(self.labels):
+            if n < len(stacked):
+                item = stacked[n]
+                label.setText(item.text, color=pens[item.leader].color())
+                label.setPos(float(u[item.leader]), float(v[item.leader]))
+                label.show()
+            else:
+                label.hide()
