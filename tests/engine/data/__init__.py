@@ -1,0 +1,1 @@
+"""Test data and the scripts that regenerate it."""

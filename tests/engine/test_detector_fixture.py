@@ -1,0 +1,50 @@
+"""The demo detector's findings on a fixed small phantom equal those recorded before the speed work (issue 16).
+
+The fixture (``tests/engine/data/detection_fixture.json``) was written by
+``make_detection_fixture.py`` with the code as it was before channels-last
+layouts, batch-size changes and the ONNX backend; every candidate must come
+back with the same voxel count, its centre within the stored rounding and
+both probabilities within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.detection import Detector, DetectorConfig
+from engine.detection.weights import default_weight_paths
+from tests.engine.data.make_detection_fixture import CENTER_DECIMALS, FIXTURE, candidate_rows, fixture_phantom
+
+pytestmark = pytest.mark.skipif(
+    not all(p.exists() for p in default_weight_paths().values()), reason="the demo weights are not shipped here"
+)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return fixture_phantom()
+
+
+def assert_same_candidates(rows: list[dict], expected: list[dict]) -> None:
+    """Same candidates in the same order: voxel counts equal, centres within rounding, probabilities within 1e-4."""
+    assert len(rows) == len(expected)
+    assert [r["voxel_count"] for r in rows] == [e["voxel_count"] for e in expected]
+    got = np.array([r["center_irc"] for r in rows])
+    want = np.array([e["center_irc"] for e in expected])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1.01 * 10.0**-CENTER_DECIMALS)
+    for key in ("p_nodule", "p_malignant"):
+        np.testing.assert_allclose([r[key] for r in rows], [e[key] for e in expected], rtol=0, atol=1.01e-4, err_msg=key)
+
+
+def test_torch_backend_keeps_the_recorded_findings(recorded, phantom):
+    detector = Detector.from_checkpoints(device="cpu", config=DetectorConfig(precision="float32"))
+    assert dict(detector.model_ids) == recorded["model_ids"]
+    assert_same_candidates(candidate_rows(detector.detect(phantom)), recorded["candidates"])
