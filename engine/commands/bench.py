@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     for line in report.messages:
         print(f"note: {line}")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.as_dict(), indent=1))
+        from engine.files import write_text_atomic
+
+        out = write_text_atomic(Path(args.json), json.dumps(report.as_dict(), indent=1))
         print(f"wrote {out}")
     return 0
