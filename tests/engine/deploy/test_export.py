@@ -157,3 +157,31 @@ def test_destination_that_is_not_an_export_is_refused(tiny_checkpoints, tmp_path
         export_models(ExportRequest(out_dir=tmp_path, checkpoints=tiny_checkpoints), log=lambda line: None)
     with pytest.raises(ExportError, match="include onnx"):
         export_models(ExportRequest(out_dir=tmp_path / "x", formats=("torchscript",), quantize="int8"))
+
+
+def test_backend_latency_rows(exported) -> None:
+    from engine.deploy.bench import CASES, backend_latency, format_latency
+
+    out, _ = exported
+    rows = backend_latency(out, repeats=1)
+    assert [(r["kind"], tuple(r["shape"])) for r in rows] == list(CASES)
+    assert all(r["torch_ms"] > 0 and r["onnx_ms"] > 0 for r in rows)
+    assert "torch/onnx" in format_latency(rows)
+
+
+def test_int8_quantization_is_recorded_with_its_costs(exported, tmp_path: Path) -> None:
+    from engine.deploy.quantize import quantize_classifiers
+
+    out, manifest = exported
+    (tmp_path / "classifier.onnx").write_bytes((out / "classifier.onnx").read_bytes())
+    models = {"classifier": {"files": {"onnx": dict(manifest["models"]["classifier"]["files"]["onnx"])}}}
+    quantize_classifiers(models, tmp_path, log=lambda line: None, calibration_seeds=(101,), held_out_seeds=(201,))
+    report = models["classifier"]["int8"]
+    assert report["sha256"] == file_sha256(tmp_path / "classifier.int8.onnx")
+    assert report["bytes"] == (tmp_path / "classifier.int8.onnx").stat().st_size
+    assert 0.0 <= report["decision_agreement"] <= 1.0
+    assert report["held_out"]["seeds"] == [201] and report["calibration"]["seeds"] == [101]
+    assert isinstance(report["recommended"], bool) and "int8 runs at" in report["verdict"]
+    int8 = load_onnx_model(tmp_path / "classifier.int8.onnx", "classifier")
+    assert int8.metadata["lungcad_precision"] == "int8"
+    assert int8(np.zeros((2, 1, 32, 48, 48), np.float32) - 800)[1].shape == (2, 2)
