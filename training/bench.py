@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(kind: str, args: argparse.Namespace, data: str, epoch_size: int) -> Any:
     from training.augmentation import CLASSIFIER_AUGMENTATION, NO_AUGMENTATION, SEGMENTATION_AUGMENTATION
-    from training.config import TrainConfig, kind_defaults
+    from training.choices import kind_defaults
+    from training.config import TrainConfig
 
     values = kind_defaults(kind)
     if args.batch_size:

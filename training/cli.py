@@ -125,7 +125,8 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
     from engine.paths import runs_dir
     from engine.run_layout import RunLayout, check_run_name
     from training.augmentation import AugmentConfig
-    from training.config import TrainConfig, kind_defaults, read_config
+    from training.choices import kind_defaults
+    from training.config import TrainConfig, read_config
     from training.distributed import launched_by_torchrun
 
     explicit = {name: getattr(args, name) for name in _DIRECT if getattr(args, name) is not None}

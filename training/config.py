@@ -1,6 +1,6 @@
 """A training run's settings: one frozen dataclass, saved as ``config.json`` and in checkpoints.
 
-Defaults follow SPEC §3 and differ per model kind (:func:`kind_defaults`);
+Defaults follow SPEC §3 and differ per model kind (:func:`training.choices.kind_defaults`);
 every one is a command-line option.
 """
 
@@ -16,8 +16,6 @@ from engine.files import write_text_atomic
 from training.augmentation import AugmentConfig
 from training.choices import OPTIMIZERS, TRAIN_KINDS
 
-#: The validation metric each kind selects its best epoch by.
-BEST_METRIC = {"segmentation": "recall", "classifier": "f1", "malignancy": "auc"}
 
 
 @dataclass(frozen=True)
@@ -147,32 +145,6 @@ class TrainConfig:
     def with_updates(self, **changes: Any) -> "TrainConfig":
         """A copy with some settings changed."""
         return replace(self, **changes)
-
-
-def kind_defaults(kind: str, fine_tuning: bool = False) -> dict[str, Any]:
-    """SPEC §3's defaults for one model kind.
-
-    Args:
-        kind: The model kind.
-        fine_tuning: Whether the run starts from a checkpoint (validation then
-            runs every epoch).
-    """
-    if kind == "segmentation":
-        values: dict[str, Any] = {
-            "batch_size": 16,
-            "val_batch_size": 8,
-            "ratio": 0,
-            "epoch_size": 300_000,
-            "optimizer": "adam",
-            "lr": 0.001,
-        }
-    elif kind == "malignancy":
-        values = {"batch_size": 32, "ratio": 1, "epoch_size": 50_000, "optimizer": "sgd", "lr": 0.001}
-    else:
-        values = {"batch_size": 32, "ratio": 1, "epoch_size": 200_000, "optimizer": "sgd", "lr": 0.001}
-    values["best_metric"] = BEST_METRIC[kind]
-    values["validation_cadence"] = 1 if (fine_tuning or kind == "malignancy") else 5
-    return values
 
 
 def write_config(path: Path, config: TrainConfig, extra: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from app.workers import ThreadPool
 from engine.choices import DEVICE_CHOICES
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir
-from training.choices import AUGMENTATIONS
+from training.choices import AUGMENTATIONS, TRAIN_KINDS, kind_defaults
 
 #: Colours of the dataset verdict.
 OK_STYLE = "color: #7fd88f;"
@@ -50,6 +50,11 @@ def _spin(minimum: int, maximum: int, value: int, special: str = "", step: int =
         box.setSpecialValueText(special)  # shown at the minimum, which means "the trainer's default"
     box.setToolTip(tip)
     return box
+
+
+def _defaults(setting: str) -> str:
+    """The trainers' default of ``setting`` per kind, e.g. ``"default: segmentation 16, classifier 32, ..."``."""
+    return "default: " + ", ".join(f"{kind} {kind_defaults(kind)[setting]}" for kind in TRAIN_KINDS)
 
 
 class TrainingFormWidget(QWidget):
@@ -98,11 +103,11 @@ class TrainingFormWidget(QWidget):
         self.finetune_button = QPushButton("Browse…")
         self.finetune_button.clicked.connect(self.ask_finetune)
         self.epochs = _spin(1, 10_000, 5, tip="Epochs to train")
-        self.batch_size = _spin(0, 4096, 0, "default", tip="Samples per step (default: 32; segmentation 16)")
+        self.batch_size = _spin(0, 4096, 0, "default", tip=f"Samples per step ({_defaults('batch_size')})")
         self.ratio = _spin(-1, 1000, -1, "default", tip="Negatives per positive in balanced sampling; 0 = natural order "
-                           "(default: 1; segmentation 0)")
+                           f"({_defaults('ratio')})")
         self.epoch_size = _spin(0, 10_000_000, 0, "default", step=1000,
-                                tip="Training samples per epoch (default: 200000; malignancy 50000; segmentation 300000)")
+                                tip=f"Training samples per epoch ({_defaults('epoch_size')})")
         self.augment = {name: QCheckBox(name) for name in AUGMENTATIONS}
         for name, box in self.augment.items():
             box.setToolTip(f"--augment-{name} with the book's magnitude")

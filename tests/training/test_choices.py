@@ -44,3 +44,15 @@ def test_choices_import_without_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_kind_defaults_are_train_config_settings() -> None:
+    from training.choices import BEST_METRIC, kind_defaults
+    from training.config import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    for kind in TRAIN_KINDS:
+        values = kind_defaults(kind)
+        assert set(values) <= names
+        assert values["best_metric"] == BEST_METRIC[kind] and values["optimizer"] in OPTIMIZERS
+    assert kind_defaults("classifier", fine_tuning=True)["validation_cadence"] == 1
