@@ -104,6 +104,15 @@ class TrainingRunError(EngineError):
     """A training run cannot start or resume (its folder exists already, nothing to resume, ...)."""
 
 
+# --- writing outputs ----------------------------------------------------------
+class OutputPathError(EngineError):
+    """An output would replace an input, a folder or a special file (device, FIFO, socket); nothing is written."""
+
+
+class OutputWriteError(EngineError):
+    """An output could not be written (full or read-only disk, ...); the result computed before is kept."""
+
+
 # --- application resources ----------------------------------------------------
 class ResourceFileError(EngineError):
     """A file shipped in resources/ (window/level presets, ...) is missing or malformed."""

@@ -20,6 +20,11 @@ Forms:
 - :func:`move_into_place`: a finished file from the same folder (e.g. the
   ``.raw`` and ``.mhd`` that SimpleITK wrote into a temporary folder).
 
+Before any of them, a command checks where its outputs go with
+:func:`check_output_path` / :func:`check_output_paths` / :func:`check_output_folder`:
+an output never replaces an input of the same run, a folder, or a special
+file (an atomic replace would turn ``/dev/full`` into a plain file).
+
 Torch-free and Qt-free.
 """
 
@@ -30,13 +35,112 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from engine.errors import OutputPathError
+
 #: How often a fresh temporary name is tried before giving up (names are random).
 _NAME_ATTEMPTS = 100
+
+
+def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse an output file that would replace an input, a folder or a special file.
+
+    Call it before the work whose result is written, so that nothing is
+    computed for an output that cannot be written there.
+
+    Args:
+        path: The output file.
+        inputs: Files and folders the same run reads (a CT's header and data
+            files, a dataset folder, ...). An output may not be one of these
+            files, nor an existing file inside one of these folders.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputPathError: ``path`` is a folder, a device, FIFO or socket, or an input.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError("is a folder; name a file to write (nothing was written)", path)
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        raise OutputPathError(
+            "is a special file (a device, FIFO or socket), not a regular file; it is not replaced (nothing was written)",
+            path,
+        )
+    target = path.resolve()
+    for given in inputs:
+        source = Path(given)
+        if _same_file(target, source):
+            raise OutputPathError(
+                f"is an input of this run ({source}); writing there would destroy it (nothing was written)", path
+            )
+        if source.is_dir() and path.exists() and source.resolve() in target.parents:
+            raise OutputPathError(
+                f"is an existing file inside the input folder {source}; it is not replaced (nothing was written)", path
+            )
+    return path
+
+
+def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Iterable[str | Path] = ()) -> None:
+    """:func:`check_output_path` for several outputs of one run, which must also differ from each other.
+
+    Args:
+        outputs: What each output is (``"--csv"``) → its file; ``None`` entries are skipped.
+        inputs: The run's input files and folders.
+
+    Raises:
+        OutputPathError: an output is refused, or two outputs name the same file.
+    """
+    inputs = list(inputs)
+    seen: dict[Path, str] = {}
+    for label, given in outputs.items():
+        if given is None:
+            continue
+        check_output_path(given, inputs)
+        target = Path(given).resolve()
+        if target in seen:
+            raise OutputPathError(f"is named by both {seen[target]} and {label}; give each its own file", given)
+        seen[target] = label
+
+
+def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse an output folder that is an existing file, or one of the run's inputs.
+
+    Args:
+        path: The folder the outputs go to (created later if missing).
+        inputs: The run's input files and folders.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputPathError: ``path`` exists but is not a folder, or is an input (or an input's folder).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError("exists and is not a folder; name a folder for the outputs (nothing was written)", path)
+    target = path.resolve()
+    for given in inputs:
+        if _same_file(target, Path(given)):
+            raise OutputPathError(
+                f"is an input of this run ({given}); choose another output folder (nothing was written)", path
+            )
+    return path
+
+
+def _same_file(target: Path, other: Path) -> bool:
+    """Whether ``target`` (resolved) and ``other`` name one file: same path, a link, or a hard link."""
+    if target == other.resolve():
+        return True
+    try:
+        return target.exists() and other.exists() and os.path.samefile(target, other)
+    except OSError:
+        return False
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

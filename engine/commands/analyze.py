@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.detection.result import NOT_FOR_CLINICAL_USE
     from engine.export import luna_rows, write_findings_json, write_luna_csv
 
+    from engine.commands.outputs import check_outputs, write_outputs
+    from engine.io.ct import input_files
+
+    inputs = [*input_files(args.path), *(p for p in model_paths_from_args(args).values() if p)]
+    check_outputs({"--csv": args.csv, "--json": args.json}, inputs)  # before detection: refused outputs cost nothing
     began = time.perf_counter()
     ct = load_ct(args.path, args.series)
     load_seconds = time.perf_counter() - began
@@ -68,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     for line in result.messages:
         print(f"note: {line}")
     options = {"nodule_threshold": args.nodule_threshold, "malignancy_threshold": args.malignancy_threshold}
-    if args.csv:
-        print(f"wrote {write_luna_csv(luna_rows(result), args.csv)}")
-    if args.json:
-        print(f"wrote {write_findings_json(result, args.json, source=str(ct.source_path), **options)}")
+    writers = {
+        "--csv": (args.csv, lambda path: write_luna_csv(luna_rows(result), path)),
+        "--json": (args.json, lambda path: write_findings_json(result, path, source=str(ct.source_path), **options)),
+    }
+    failed = write_outputs(writers)
     print(NOT_FOR_CLINICAL_USE)
-    return 0
+    return 1 if failed else 0
 
 
 def _stage_only(bar):

@@ -32,6 +32,24 @@ def series_uid_from_filename(path: Path) -> str:
     return path.name[: len(path.name) - len(suffix)] if suffix else path.stem
 
 
+def input_files(path: str | Path) -> tuple[Path, ...]:
+    """The files and folders that :func:`load_ct` reads for ``path``: outputs must not replace them.
+
+    A ``.mhd`` header brings its data file (``ElementDataFile``) along; a
+    DICOM file brings its folder. Unreadable headers give just ``path``.
+    """
+    path = Path(path)
+    found = [path]
+    suffix = volume_suffix(path)
+    if suffix in DICOM_SUFFIXES:
+        found.append(path.parent)
+    elif suffix in (".mhd", ".nhdr") and path.is_file():
+        from engine.io.metaimage import data_file_names
+
+        found.extend(path.parent / name for name in data_file_names(path))
+    return tuple(found)
+
+
 def load_ct(path: str | Path, series_uid: str | None = None) -> CtVolume:
     """Load a CT volume from a file or a DICOM folder.
 

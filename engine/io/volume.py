@@ -115,7 +115,7 @@ def volume_from_sitk(
     size = image.GetSize()
     if min(size) < 2:
         raise NotAVolumeError(f"has size {size} (x, y, z): a volume needs at least 2 voxels along each axis", where)
-    geometry = Geometry(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    geometry = _checked_geometry(image, where)
     if image.GetPixelID() == sitk.sitkInt16:
         hu = sitk.GetArrayFromImage(image)
     else:
@@ -140,6 +140,29 @@ def volume_from_sitk(
         warnings=tuple(extra),
         notes=notes,
     )
+
+
+def _checked_geometry(image, where: Path | str) -> Geometry:
+    """The image's :class:`Geometry`, refusing non-finite or non-positive spacing and a non-orthonormal direction.
+
+    Raises:
+        CorruptFileError: the spacing, origin or direction cannot place the voxels.
+    """
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    origin = np.asarray(image.GetOrigin(), dtype=np.float64)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise CorruptFileError(f"has voxel spacing {tuple(spacing)} mm; spacing must be positive and finite", where)
+    if not np.all(np.isfinite(origin)):
+        raise CorruptFileError(f"has a non-finite origin {tuple(origin)}", where)
+    if not np.all(np.isfinite(direction)) or not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise CorruptFileError(
+            f"has a direction matrix {tuple(direction.ravel())} that is not orthonormal (singular or skewed axes)", where
+        )
+    try:
+        return Geometry(tuple(origin), tuple(spacing), tuple(direction.ravel()))
+    except ValueError as exc:
+        raise CorruptFileError(f"has an unusable geometry ({exc})", where) from None
 
 
 def to_int16(values: np.ndarray) -> np.ndarray:
