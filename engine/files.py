@@ -108,18 +108,21 @@ def check_output_paths(outputs: Mapping[str, str | Path | None], inputs: Iterabl
         seen[target] = label
 
 
-def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), *, replaced: bool = False) -> Path:
     """Refuse an output folder that is an existing file, or one of the run's inputs.
 
     Args:
         path: The folder the outputs go to (created later if missing).
         inputs: The run's input files and folders.
+        replaced: The folder is replaced as a whole (an earlier export): then
+            no input may lie inside it either.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        OutputPathError: ``path`` exists but is not a folder, or is an input (or an input's folder).
+        OutputPathError: ``path`` exists but is not a folder, is an input, or
+            (``replaced``) holds an input.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -129,6 +132,12 @@ def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
         if _same_file(target, Path(given)):
             raise OutputPathError(
                 f"is an input of this run ({given}); choose another output folder (nothing was written)", path
+            )
+        if replaced and target in Path(given).resolve().parents:
+            raise OutputPathError(
+                f"holds the input {given}, and the folder is replaced by the output; choose another folder "
+                "(nothing was written)",
+                path,
             )
     return path
 

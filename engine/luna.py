@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -87,9 +88,22 @@ def _rows(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, 
 def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
     text = row.get(column)
     try:
-        return float(text)  # type: ignore[arg-type]
+        value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise CsvFormatError(f"line {line}: column {column} holds {text!r}, which is not a number", path) from None
+    if not math.isfinite(value):
+        raise CsvFormatError(f"line {line}: column {column} holds {text!r}, which is not a finite number", path)
+    return value
+
+
+def _uid(path: Path, line: int, row: dict[str, str]) -> str:
+    """The row's ``seriesuid``: not empty, and no path separators (it names a file)."""
+    uid = (row.get("seriesuid") or "").strip()
+    if not uid or uid in (".", "..") or any(c in uid for c in "/\\\0"):
+        raise CsvFormatError(
+            f"line {line}: column seriesuid holds {uid!r}, which cannot be a series uid (empty, or a path)", path
+        )
+    return uid
 
 
 def _xyz(path: Path, line: int, row: dict[str, str], prefix: str = "coord") -> Xyz:
@@ -109,19 +123,33 @@ def _bool(path: Path, line: int, text: str | None, column: str) -> bool:
     raise CsvFormatError(f"line {line}: column {column} holds {text!r}, not True/False", path)
 
 
-def read_annotations(path: str | Path) -> list[Annotation]:
+def read_annotations(path: str | Path, excluded: bool | None = None) -> list[Annotation]:
     """Read ``annotations.csv``, ``annotations_with_malignancy.csv`` or ``annotations_excluded.csv``.
 
     Malignancy columns are read when present (``mal_bool``, ``mal_details``,
     ``bbox*``).
 
+    Args:
+        path: The CSV file.
+        excluded: Whether it is an excluded-findings list, whose diameter may be
+            -1 (unknown); ``None`` decides by the file name (``*excluded*``).
+
     Raises:
         DatasetError: the file is missing.
-        CsvFormatError: a required column is missing or a value does not parse.
+        CsvFormatError: a required column is missing, a value does not parse or
+            is not finite, a uid is not a uid, or a nodule's diameter is not positive.
     """
     path = Path(path)
+    if excluded is None:
+        excluded = "excluded" in path.name.lower()
     out = []
     for line, row in _rows(path, ANNOTATION_COLUMNS):
+        diameter = _number(path, line, row, "diameter_mm")
+        if diameter <= 0 and not (excluded and diameter == -1):
+            raise CsvFormatError(
+                f"line {line}: column diameter_mm holds {row['diameter_mm']!r}; a nodule's diameter must be positive",
+                path,
+            )
         malignant = None
         details: tuple[int, ...] = ()
         low = high = None
@@ -140,9 +168,9 @@ def read_annotations(path: str | Path) -> list[Annotation]:
             high = _xyz(path, line, row, "bboxHigh")
         out.append(
             Annotation(
-                series_uid=row["seriesuid"].strip(),
+                series_uid=_uid(path, line, row),
                 center_xyz=_xyz(path, line, row),
-                diameter_mm=_number(path, line, row, "diameter_mm"),
+                diameter_mm=diameter,
                 is_malignant=malignant,
                 mal_details=details,
                 bbox_low_xyz=low,
@@ -164,13 +192,33 @@ def iter_candidates(path: str | Path, series: set[str] | None = None) -> Iterato
     """
     path = Path(path)
     for line, row in _rows(path, CANDIDATE_COLUMNS):
-        uid = row["seriesuid"].strip()
+        uid = (row["seriesuid"] or "").strip()
         if series is not None and uid not in series:
             continue
+        uid = _uid(path, line, row)
         cls = _number(path, line, row, "class")
         if cls not in (0.0, 1.0):
             raise CsvFormatError(f"line {line}: column class holds {row['class']!r}, expected 0 or 1", path)
         yield uid, _xyz(path, line, row), int(cls)
+
+
+def drop_duplicate_annotations(annotations: list[Annotation]) -> tuple[list[Annotation], int]:
+    """Keep the first of annotation rows with the same series, centre and diameter.
+
+    A copied row would count one nodule twice (each detection can match only
+    one of them, so the copy reads as a miss).
+
+    Returns:
+        The distinct annotations in their order, and how many rows were dropped.
+    """
+    seen: set[tuple[str, Xyz, float]] = set()
+    kept = []
+    for annotation in annotations:
+        key = (annotation.series_uid, annotation.center_xyz, annotation.diameter_mm)
+        if key not in seen:
+            seen.add(key)
+            kept.append(annotation)
+    return kept, len(annotations) - len(kept)
 
 
 def find_series_files(root: str | Path) -> dict[str, Path]:
@@ -237,6 +285,8 @@ class LunaIndex:
         candidates: Positives from the annotations, then class-0 rows of
             ``candidates.csv``; nodules sorted by diameter, largest first (book order).
         has_malignancy: Whether malignancy labels were available.
+        notes: What was corrected while indexing (duplicated annotation rows
+            dropped), for the caller to show.
     """
 
     def __init__(
@@ -247,6 +297,7 @@ class LunaIndex:
         excluded: list[Annotation],
         candidates: list[CandidateInfo],
         has_malignancy: bool,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.series_paths = series_paths
@@ -254,6 +305,7 @@ class LunaIndex:
         self.excluded = excluded
         self.candidates = candidates
         self.has_malignancy = has_malignancy
+        self.notes = tuple(notes)
 
     @classmethod
     def open(
@@ -297,9 +349,20 @@ class LunaIndex:
             has_malignancy = False
         else:
             raise DatasetError("has neither annotations.csv nor annotations_with_malignancy.csv", root)
-        annotations = [a for a in annotations if a.series_uid in on_disk]
+        annotations, dropped = drop_duplicate_annotations([a for a in annotations if a.series_uid in on_disk])
+        notes = []
+        if dropped:
+            name = (mal_path if has_malignancy else ann_path).name
+            notes.append(
+                f"{name}: dropped {dropped} duplicated row(s) (same series, centre and diameter); "
+                f"{len(annotations)} distinct nodules kept"
+            )
         excl_path = root / "annotations_excluded.csv"
-        excluded = [a for a in read_annotations(excl_path) if a.series_uid in on_disk] if excl_path.exists() else []
+        excluded = (
+            [a for a in read_annotations(excl_path, excluded=True) if a.series_uid in on_disk]
+            if excl_path.exists()
+            else []
+        )
         cand_path = root / "candidates.csv" if candidates is None else Path(candidates)
         if candidates is not None and not cand_path.is_file():
             raise DatasetError("does not exist (the candidates file given)", cand_path)
@@ -315,7 +378,7 @@ class LunaIndex:
             for uid, xyz, cls_ in iter_candidates(cand_path, on_disk):
                 if cls_ == 0:
                     negatives.append(CandidateInfo(False, False, False, 0.0, uid, xyz))
-        return cls(root, series_paths, annotations, excluded, nodules + negatives, has_malignancy)
+        return cls(root, series_paths, annotations, excluded, nodules + negatives, has_malignancy, tuple(notes))
 
     @property
     def series_uids(self) -> tuple[str, ...]:

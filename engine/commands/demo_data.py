@@ -52,7 +52,10 @@ def _mix(args: argparse.Namespace):  # -> NoduleMix | None; raises ValueError
 
 def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
+    from engine.files import check_output_folder
     from engine.phantom.dataset import write_dataset
+
+    check_output_folder(args.out)
 
     if args.series < 1:
         print("error: --series must be at least 1", file=sys.stderr)

@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
     from engine.evaluation.dataset import EvaluationSettings, evaluate_dataset
     from engine.evaluation.report import format_report, write_outputs
+    from engine.files import check_output_folder
     from engine.luna import LunaIndex
 
     settings = EvaluationSettings(
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
     )
     data = Path(args.data)
     index = LunaIndex.open(data, read_candidates=False)
+    for line in index.notes:
+        print(f"note: {line}")
     out_dir = Path(args.out) if args.out else default_out_dir(data, args.split)
+    check_output_folder(out_dir, [data, *(p for p in model_paths_from_args(args).values() if p)])
     detector, detector_id, classify_at = build_detector(args)
     bar = ProgressBar("evaluate ")
     try:

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.deploy.bundle import ExportRequest, export_models
+    from engine.files import check_output_folder
 
+    check_output_folder(args.out_dir, [p for p in (args.seg, args.cls, args.mal) if p], replaced=True)
     request = ExportRequest(
         out_dir=Path(args.out_dir),
         checkpoints={k: Path(v) for k, v in {"segmentation": args.seg, "classifier": args.cls, "malignancy": args.mal}.items() if v},

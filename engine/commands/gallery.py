@@ -17,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
+    from engine.files import check_output_folder
     from engine.phantom.gallery import render_gallery
+
+    check_output_folder(args.out_dir)
 
     bar = ProgressBar("gallery ")
     try:
