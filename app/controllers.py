@@ -200,7 +200,7 @@ class DetectController(QObject):
     def _on_done(self, result: DetectionResult) -> None:
         if self.state.volume is not self._ct:
             return  # the user opened another series meanwhile
-        self.state.set_result(result, regrouped=self._kind == "regroup")
+        self.state.set_result(result)
         self.done.emit(result)
 
     @Slot(str)

@@ -8,6 +8,12 @@ move without re-running detection:
 * a *near miss* has ``nodule - near_miss_band <= p_nodule < nodule``;
 * either is *malignant* when ``p_malignant >= malignancy``.
 
+One lesion is one row: a shown candidate whose centre lies inside a bigger
+shown candidate's radius is a *fragment* of it (the segmentation split one
+lesion into pieces) and is listed with it, not as a row of its own
+(:func:`group_fragments`). Rows are numbered 1…N by ``p_nodule`` for people;
+the candidate ids stay the keys for selection, marks and exports.
+
 Markers are circles in screen mm (see :mod:`app.planes`), drawn on every slice
 that a candidate's bounding box spans, shrinking away from its centre like the
 cross-section of a sphere.
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -70,21 +76,35 @@ class Finding:
     """A candidate shown at the current thresholds.
 
     Args:
-        candidate: The engine's candidate.
+        candidate: The engine's candidate (the biggest piece of its lesion).
         klass: Nodule or near miss.
         malignant: ``p_malignant`` reaches the malignancy threshold.
         mark: The reader's verdict, if any.
+        number: Display number, 1…N by ``p_nodule`` (0 when not numbered).
+        fragments: Smaller shown candidates whose centres lie inside this one's
+            radius: pieces of the same lesion, listed with it.
+        location: Where it lies in the lungs, e.g. ``"R upper"`` (see :mod:`app.location`).
+        note: The reader's free-text note.
     """
 
     candidate: Candidate
     klass: FindingClass
     malignant: bool
     mark: Mark | None = None
+    number: int = 0
+    fragments: tuple[Candidate, ...] = ()
+    location: str = ""
+    note: str = ""
 
     @property
     def id(self) -> int:
         """The candidate's id."""
         return int(self.candidate.id)
+
+    @property
+    def member_ids(self) -> tuple[int, ...]:
+        """The candidate's id followed by its fragments' ids."""
+        return (self.id, *(int(c.id) for c in self.fragments))
 
 
 @dataclass(frozen=True)
@@ -114,10 +134,18 @@ class FindingSet:
         """Findings in the near-miss band."""
         return sum(1 for f in self.findings if f.klass == FindingClass.NEAR_MISS)
 
+    @property
+    def n_fragments(self) -> int:
+        """Shown candidates folded into a bigger one's row."""
+        return sum(len(f.fragments) for f in self.findings)
+
     def by_id(self, candidate_id: int) -> Finding | None:
-        """The finding with that candidate id, or None when it is not shown."""
+        """The finding with that candidate id (or with a fragment of that id), or None when it is not shown."""
         for f in self.findings:
             if f.id == candidate_id:
+                return f
+        for f in self.findings:
+            if candidate_id in f.member_ids:
                 return f
         return None
 
@@ -126,27 +154,67 @@ class FindingSet:
         return [f.id for f in self.findings]
 
 
+def group_fragments(candidates: Sequence[Candidate]) -> list[tuple[Candidate, tuple[Candidate, ...]]]:
+    """Fold candidates whose centres lie inside a bigger candidate's radius into it.
+
+    Biggest first, each candidate either starts a lesion or, when its centre
+    lies within half the diameter of a lesion already started, joins the
+    nearest such lesion as a fragment.
+
+    Args:
+        candidates: Candidates to group (e.g. those shown at the thresholds).
+
+    Returns:
+        ``(lesion, fragments)`` pairs, biggest lesion first; every candidate
+        appears exactly once.
+    """
+    order = sorted(candidates, key=lambda c: (-float(c.diameter_mm), int(c.id)))
+    xyz = np.array([c.center_xyz for c in order], dtype=np.float64).reshape(-1, 3)
+    lesion_xyz = np.empty_like(xyz)
+    lesion_radius = np.empty(len(order), dtype=np.float64)
+    lesions: list[tuple[Candidate, list[Candidate]]] = []
+    for k, c in enumerate(order):
+        n = len(lesions)
+        if n:
+            distance = np.linalg.norm(lesion_xyz[:n] - xyz[k], axis=1)
+            inside = np.flatnonzero(distance <= lesion_radius[:n])
+            if inside.size:
+                lesions[int(inside[np.argmin(distance[inside])])][1].append(c)
+                continue
+        lesion_xyz[n] = xyz[k]
+        lesion_radius[n] = 0.5 * float(c.diameter_mm)
+        lesions.append((c, []))
+    return [(lesion, tuple(fragments)) for lesion, fragments in lesions]
+
+
 def classify(
     candidates: Sequence[Candidate],
     thresholds: Thresholds,
     marks: Mapping[int, Mark] | None = None,
+    *,
+    notes: Mapping[int, str] | None = None,
+    locate: Callable[[Candidate], str] | None = None,
 ) -> FindingSet:
-    """Apply the display thresholds to a result's candidates.
+    """Apply the display thresholds to a result's candidates, one finding per lesion.
 
     Args:
         candidates: All candidates of a detection result.
         thresholds: Nodule threshold, near-miss band and malignancy threshold.
         marks: Reader verdicts by candidate id.
+        notes: Reader notes by candidate id.
+        locate: Names where a candidate lies (``"R upper"``); None leaves ``location`` empty.
 
     Returns:
-        Nodules and near misses, sorted by ``p_nodule`` (highest first, ties by id).
+        Nodules and near misses, fragments folded into their lesion
+        (:func:`group_fragments`), sorted by ``p_nodule`` (highest first, ties
+        by id) and numbered 1…N in that order.
     """
     marks = marks or {}
+    notes = notes or {}
     if not candidates:
         return FindingSet((), 0)
     p_nod = np.array([c.p_nodule for c in candidates], dtype=np.float64)
     p_mal = np.array([c.p_malignant for c in candidates], dtype=np.float64)
-    ids = np.array([c.id for c in candidates], dtype=np.int64)
     klass = np.where(
         p_nod >= thresholds.nodule,
         FindingClass.NODULE,
@@ -154,18 +222,25 @@ def classify(
     )
     if thresholds.near_miss_band <= 0:
         klass[klass == FindingClass.NEAR_MISS] = FindingClass.HIDDEN
-    shown = np.flatnonzero(klass != FindingClass.HIDDEN)
-    order = shown[np.lexsort((ids[shown], -p_nod[shown]))]
-    findings = tuple(
-        Finding(
-            candidate=candidates[k],
-            klass=FindingClass(int(klass[k])),
-            malignant=bool(p_mal[k] >= thresholds.malignancy),
-            mark=marks.get(int(ids[k])),
+    position = {id(c): k for k, c in enumerate(candidates)}
+    shown = [candidates[k] for k in np.flatnonzero(klass != FindingClass.HIDDEN)]
+    lesions = sorted(group_fragments(shown), key=lambda pair: (-float(pair[0].p_nodule), int(pair[0].id)))
+    findings = []
+    for number, (c, fragments) in enumerate(lesions, start=1):
+        k = position[id(c)]
+        findings.append(
+            Finding(
+                candidate=c,
+                klass=FindingClass(int(klass[k])),
+                malignant=bool(p_mal[k] >= thresholds.malignancy),
+                mark=marks.get(int(c.id)),
+                number=number,
+                fragments=fragments,
+                location=locate(c) if locate is not None else "",
+                note=notes.get(int(c.id), ""),
+            )
         )
-        for k in order
-    )
-    return FindingSet(findings, len(candidates))
+    return FindingSet(tuple(findings), len(candidates))
 
 
 def slice_span(candidate: Candidate, axis: int, spacing_mm: float) -> tuple[int, int]:
@@ -281,13 +356,47 @@ def plane_markers(findings: Sequence[Finding], layout: PlaneLayout) -> PlaneMark
     )
 
 
+def match_by_position(
+    old_xyz: np.ndarray, old_radius_mm: np.ndarray, new: Sequence[Candidate], min_distance_mm: float = 3.0
+) -> list[int | None]:
+    """Match earlier lesion positions to new candidates, one to one, nearest first.
+
+    An old position matches the nearest free new candidate whose centre lies
+    within its radius (at least ``min_distance_mm``).
+
+    Args:
+        old_xyz: ``(N, 3)`` earlier centres, LPS mm.
+        old_radius_mm: ``(N,)`` earlier radii (half the diameter), mm.
+        new: The new candidates.
+        min_distance_mm: Smallest match distance, for tiny findings.
+
+    Returns:
+        Per old position, the index into ``new`` it matched, or None.
+    """
+    old_xyz = np.asarray(old_xyz, dtype=np.float64).reshape(-1, 3)
+    matched: list[int | None] = [None] * len(old_xyz)
+    if len(old_xyz) == 0 or not new:
+        return matched
+    new_xyz = np.array([c.center_xyz for c in new], dtype=np.float64)
+    distance = np.linalg.norm(old_xyz[:, None, :] - new_xyz[None, :, :], axis=2)
+    reach = np.maximum(np.asarray(old_radius_mm, dtype=np.float64).reshape(-1), min_distance_mm)
+    used: set[int] = set()
+    for flat in np.argsort(distance, axis=None, kind="stable"):
+        i, j = divmod(int(flat), len(new))
+        if matched[i] is None and j not in used and distance[i, j] <= reach[i]:
+            matched[i] = j
+            used.add(j)
+    return matched
+
+
 def carry_marks(
     old: Sequence[Candidate], new: Sequence[Candidate], marks: Mapping[int, Mark]
 ) -> dict[int, Mark]:
-    """Move reader marks onto the candidates of a re-grouped result.
+    """Move reader marks onto the candidates of a re-grouped or re-detected result.
 
-    Re-grouping renumbers candidates; a mark follows to the new candidate whose
-    centre is nearest, if it lies within the old candidate's radius (at least 3 mm).
+    Re-grouping renumbers candidates; a mark follows to the nearest new
+    candidate whose centre lies within the old candidate's radius (at least
+    3 mm), one mark per new candidate (:func:`match_by_position`).
 
     Args:
         old: Candidates the marks refer to.
@@ -297,17 +406,20 @@ def carry_marks(
     Returns:
         Marks by new candidate id (marks with no close candidate are dropped).
     """
-    if not marks or not new:
-        return {}
-    new_xyz = np.array([c.center_xyz for c in new], dtype=np.float64)
+    return carry_by_position(old, new, marks)
+
+
+def carry_by_position(old: Sequence[Candidate], new: Sequence[Candidate], values: Mapping[int, object]) -> dict:
+    """Move any per-candidate values (marks, notes) from ``old`` candidates to ``new`` ones by position.
+
+    Returns:
+        Values by new candidate id; values of unknown or unmatched old ids are dropped.
+    """
     by_id = {int(c.id): c for c in old}
-    carried: dict[int, Mark] = {}
-    for old_id, mark in marks.items():
-        c = by_id.get(int(old_id))
-        if c is None:
-            continue
-        distance = np.linalg.norm(new_xyz - np.asarray(c.center_xyz, dtype=np.float64), axis=1)
-        k = int(np.argmin(distance))
-        if distance[k] <= max(3.0, 0.5 * float(c.diameter_mm)):
-            carried[int(new[k].id)] = mark
-    return carried
+    known = [(int(k), v) for k, v in values.items() if int(k) in by_id]
+    if not known or not new:
+        return {}
+    xyz = np.array([by_id[k].center_xyz for k, _ in known], dtype=np.float64)
+    radius = np.array([0.5 * float(by_id[k].diameter_mm) for k, _ in known], dtype=np.float64)
+    matched = match_by_position(xyz, radius, new)
+    return {int(new[j].id): v for (_, v), j in zip(known, matched) if j is not None}

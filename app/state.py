@@ -12,7 +12,7 @@ Events (subscribers are called with no arguments and read the state):
 ``window``      window/level changed
 ``overlay``     segmentation overlay opacity or mode changed
 ``result``      a detection result was set or cleared
-``findings``    the shown findings changed (result, thresholds or marks)
+``findings``    the shown findings changed (result, thresholds, marks or notes)
 ``selection``   the selected finding changed
 ``cad``         Hide CAD was toggled
 """
@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from app.findings import FindingSet, Mark, Thresholds, carry_marks, classify
+from app.findings import FindingSet, Mark, Thresholds, carry_by_position, classify
+from app.location import LungExtent, lung_extent
 from app.windowing import WindowLevel
 from engine.detection.result import DetectionResult
 from engine.detection.settings import GroupingSettings
@@ -67,6 +68,8 @@ class ViewerState:
         self._grouping = GroupingSettings()
         self._result: DetectionResult | None = None
         self._marks: dict[int, Mark] = {}
+        self._notes: dict[int, str] = {}
+        self._extent: LungExtent | None = None
         self._selected: int | None = None
         self._hide_cad = False
         self._findings = FindingSet()
@@ -102,6 +105,8 @@ class ViewerState:
         self._crosshair = tuple(n // 2 for n in volume.shape) if volume is not None else (0, 0, 0)  # type: ignore[assignment]
         self._result = None
         self._marks = {}
+        self._notes = {}
+        self._extent = None
         self._selected = None
         self._findings = FindingSet()
         self._emit("volume", "crosshair", "result", "findings", "selection")
@@ -202,13 +207,14 @@ class ViewerState:
         """The current detection result, or None."""
         return self._result
 
-    def set_result(self, result: DetectionResult | None, *, regrouped: bool = False) -> None:
+    def set_result(self, result: DetectionResult | None, *, carry: bool = True) -> None:
         """Show a detection result (None clears it).
 
         Args:
             result: A result for the open volume, or None.
-            regrouped: True when ``result`` re-groups the current one with other
-                grouping settings: reader marks follow to the new candidates.
+            carry: Reader marks and notes follow from the current result's
+                candidates to the new ones at the same position (a re-grouping
+                or a new Detect on the same series); False forgets them.
 
         Raises:
             ValueError: the result's shape differs from the open volume's.
@@ -218,13 +224,15 @@ class ViewerState:
                 have = None if self._volume is None else self._volume.shape
                 raise ValueError(f"detection result of shape {tuple(result.shape)} does not fit the open volume {have}")
         old = self._result
-        if regrouped and old is not None and result is not None:
-            self._marks = carry_marks(old.candidates, result.candidates, self._marks)
+        if carry and old is not None and result is not None:
+            self._marks = carry_by_position(old.candidates, result.candidates, self._marks)
+            self._notes = carry_by_position(old.candidates, result.candidates, self._notes)
         else:
-            self._marks = {}
+            self._marks, self._notes = {}, {}
         self._result = result
         if result is not None:
             self._grouping = result.grouping
+            self._extent = lung_extent(self._volume, result)  # type: ignore[arg-type]
         self._emit("result")
         self._refresh_findings()
 
@@ -233,9 +241,16 @@ class ViewerState:
         """The findings shown at the current thresholds (highest p_nodule first)."""
         return self._findings
 
+    @property
+    def lung_extent(self) -> LungExtent | None:
+        """The lungs' extent the findings' locations refer to (None before a result)."""
+        return self._extent
+
     def _refresh_findings(self) -> None:
         candidates = self._result.candidates if self._result is not None else ()
-        self._findings = classify(candidates, self._thresholds, self._marks)
+        extent = self._extent
+        locate = None if extent is None else (lambda c: extent.describe(c.center_xyz))
+        self._findings = classify(candidates, self._thresholds, self._marks, notes=self._notes, locate=locate)
         self._emit("findings")
         if self._selected is not None and self._findings.by_id(self._selected) is None:
             self._selected = None
@@ -282,6 +297,31 @@ class ViewerState:
     def marks(self) -> dict[int, Mark]:
         """Reader verdicts by candidate id (a copy)."""
         return dict(self._marks)
+
+    @property
+    def notes(self) -> dict[int, str]:
+        """Reader notes by candidate id (a copy)."""
+        return dict(self._notes)
+
+    def set_note(self, candidate_id: int, text: str) -> None:
+        """Write the reader's note on a finding (blank text removes it)."""
+        candidate_id, text = int(candidate_id), str(text).strip()
+        if self._notes.get(candidate_id, "") == text:
+            return
+        if text:
+            self._notes[candidate_id] = text
+        else:
+            self._notes.pop(candidate_id, None)
+        self._refresh_findings()
+
+    def restore_review(self, marks: dict[int, Mark], notes: dict[int, str]) -> None:
+        """Add saved marks and notes (by candidate id of the current result) without replacing newer ones."""
+        known = {int(c.id) for c in self._result.candidates} if self._result is not None else set()
+        new_marks = {**{int(k): Mark(v) for k, v in marks.items() if int(k) in known}, **self._marks}
+        new_notes = {**{int(k): str(v) for k, v in notes.items() if int(k) in known and str(v).strip()}, **self._notes}
+        if new_marks != self._marks or new_notes != self._notes:
+            self._marks, self._notes = new_marks, new_notes
+            self._refresh_findings()
 
     def set_mark(self, candidate_id: int, mark: Mark | str | None) -> None:
         """Accept or reject a finding (None clears the mark)."""

@@ -94,3 +94,51 @@ def test_carry_marks_to_regrouped_candidates(ct) -> None:
     )
     carried = carry_marks(old, new, {1: Mark.ACCEPTED, 2: Mark.REJECTED, 99: Mark.ACCEPTED})
     assert carried == {11: Mark.ACCEPTED}
+
+
+def test_fragments_fold_into_the_bigger_lesion_and_rows_are_numbered(ct) -> None:
+    big = make_candidate(ct, 130, (10, 20, 20), 0.80, 0.6, 13.7)
+    piece = make_candidate(ct, 148, (10, 22, 21), 0.95, 0.3, 3.0)  # 1.8 mm from the big one's centre
+    sliver = make_candidate(ct, 488, (11, 18, 19), 0.60, 0.2, 2.1)
+    alone = make_candidate(ct, 7, (3, 5, 5), 0.90, 0.1, 5.0)
+    fs = classify((big, piece, sliver, alone), Thresholds())
+    assert fs.ids() == [7, 130]  # one row per lesion, by p_nodule
+    assert [f.number for f in fs.findings] == [1, 2]
+    lesion = fs.by_id(130)
+    assert {c.id for c in lesion.fragments} == {148, 488} and lesion.member_ids[0] == 130
+    assert fs.by_id(148) is lesion  # a fragment's id finds its lesion
+    assert fs.n_nodules == 2 and fs.n_fragments == 2
+    hidden_big = classify((make_candidate(ct, 1, (10, 20, 20), 0.1, 0.6, 13.7), piece), Thresholds())
+    assert hidden_big.ids() == [148]  # a fragment of a hidden lesion is still shown
+
+
+def test_carried_marks_are_one_to_one(ct) -> None:
+    old = (make_candidate(ct, 1, (10, 20, 20), 0.9, 0.1, 12.0), make_candidate(ct, 2, (10, 20, 22), 0.9, 0.1, 12.0))
+    new = (make_candidate(ct, 5, (10, 20, 21), 0.9, 0.1, 12.0),)
+    assert carry_marks(old, new, {1: Mark.ACCEPTED, 2: Mark.REJECTED}) == {5: Mark.ACCEPTED}
+
+
+def test_location_from_the_lung_extent() -> None:
+    from app.location import LungExtent, image_extent, lung_extent
+
+    extent = LungExtent(x_mm=(-150.0, 150.0), z_mm=(-300.0, 0.0))
+    assert extent.describe((-100.0, 0.0, -20.0)) == "R upper"  # LPS: negative x is patient right
+    assert extent.describe((80.0, 0.0, -150.0)) == "L middle"
+    assert extent.describe((10.0, 0.0, -290.0)) == "L lower"
+    assert extent.describe((10.0, 0.0, 40.0)) == "L upper"  # above the box: clipped to the top third
+    assert extent.long_words((-100.0, 0.0, -250.0)) == "right lung, lower third"
+
+    # a chest: body block with two lungs on slices 10..29 of 40
+    from engine.geometry import Geometry
+    from engine.io.volume import CtVolume
+
+    hu = np.full((40, 64, 64), -1000, dtype=np.int16)
+    hu[:, 8:56, 4:60] = 40
+    hu[10:30, 16:48, 8:28] = -850
+    hu[10:30, 16:48, 36:56] = -850
+    ct = CtVolume(hu=hu, geometry=Geometry((0.0, 0.0, 0.0), (1.0, 1.0, 2.0)), series_uid="1.2.chest")
+    found = image_extent(ct)
+    assert found.z_mm[0] == pytest.approx(20.0) and found.z_mm[1] == pytest.approx(58.0)
+    assert 6.0 <= found.x_mm[0] <= 10.0 and 52.0 <= found.x_mm[1] <= 58.0
+    assert found.describe((12.0, 30.0, 56.0)) == "R upper" and found.describe((50.0, 30.0, 22.0)) == "L lower"
+    assert lung_extent(ct, None) == found  # without a detection: read from the image

@@ -111,11 +111,19 @@ def test_marks_and_regroup_carry_them(ct) -> None:
     state.set_mark(2, None)
     assert state.marks == {1: Mark.ACCEPTED}
     regrouped = detector.regroup(result, ct, GroupingSettings(seg_threshold=0.7))
-    state.set_result(regrouped, regrouped=True)
+    state.set_note(1, "  spiculated  ")
+    assert state.notes == {1: "spiculated"} and state.findings.by_id(1).note == "spiculated"
+    state.set_result(regrouped)
     assert state.seg_threshold == 0.7
     assert state.marks == {100: Mark.ACCEPTED}  # candidate 1 is the first kept one, renumbered 100
-    state.set_result(replace(regrouped, grouping=GroupingSettings()))  # a fresh detection forgets marks
-    assert state.marks == {}
+    assert state.notes == {100: "spiculated"}
+    state.set_result(replace(regrouped, grouping=GroupingSettings()))  # a new Detect: marks follow by position
+    assert state.marks == {100: Mark.ACCEPTED}
+    state.set_result(detector.detect(ct), carry=False)
+    assert state.marks == {} and state.notes == {}
+    state.restore_review({2: Mark.REJECTED, 99: Mark.ACCEPTED}, {2: "vessel", 3: " "})
+    assert state.marks == {2: Mark.REJECTED} and state.notes == {2: "vessel"}
+    assert state.findings.by_id(1).location  # findings name where they lie
 
 
 def test_new_volume_clears_the_result(ct) -> None:
