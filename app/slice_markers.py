@@ -126,7 +126,7 @@ class MarkerLayer:
         names = []
         for f in findings:
             mark = " ✓" if f.mark == Mark.ACCEPTED else (" ✗" if f.mark == Mark.REJECTED else "")
-            names.append(f"{f.id}{mark}")
+            names.append(f"{f.number or f.id}{mark}")  # the display number, as in the table
         priority = np.array([2.0 if f.id == self._selected else float(f.candidate.p_nodule) for f in findings])
         mm_u, mm_v = self._mm_per_px()
         stacked = stack_labels(u / mm_u, v / mm_v, names, priority)
