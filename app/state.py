@@ -15,6 +15,11 @@ Events (subscribers are called with no arguments and read the state):
 ``findings``    the shown findings changed (result, thresholds, marks or notes)
 ``selection``   the selected finding changed
 ``cad``         Hide CAD was toggled
+``measurements`` ruler measurements, their selection or the ruler tool changed
+``slab``        the thin-slab projection (on/off, MIP/MinIP/average, thickness) changed
+``cine``        cine playback (playing, frames per second, loop) changed
+
+Measurements, slab and cine live in :class:`app.reading_state.ReadingTools`.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ import numpy as np
 
 from app.findings import FindingSet, Mark, Thresholds, carry_by_position, classify
 from app.location import LungExtent, lung_extent
+from app.reading_state import ReadingTools
 from app.windowing import WindowLevel
 from engine.detection.result import DetectionResult
 from engine.detection.settings import GroupingSettings
 from engine.io.volume import CtVolume
 
-EVENTS = ("volume", "crosshair", "window", "overlay", "result", "findings", "selection", "cad")
+EVENTS = ("volume", "crosshair", "window", "overlay", "result", "findings", "selection", "cad",
+          "measurements", "slab", "cine")
 
 #: The window a CT opens with: lung (the viewer is for lung nodules).
 DEFAULT_WINDOW = WindowLevel(1500.0, -600.0)
@@ -48,7 +55,7 @@ class OverlayMode(str, Enum):
     MASK = "mask"
 
 
-class ViewerState:
+class ViewerState(ReadingTools):
     """Everything the viewer shows, as plain Python.
 
     Args:
@@ -73,6 +80,7 @@ class ViewerState:
         self._selected: int | None = None
         self._hide_cad = False
         self._findings = FindingSet()
+        self._init_reading_tools()
 
     # --- events -------------------------------------------------------------
     def subscribe(self, event: str, callback: Callable[[], None]) -> Callable[[], None]:
@@ -109,7 +117,8 @@ class ViewerState:
         self._extent = None
         self._selected = None
         self._findings = FindingSet()
-        self._emit("volume", "crosshair", "result", "findings", "selection")
+        self._reset_reading_tools()
+        self._emit("volume", "crosshair", "result", "findings", "selection", "measurements", "cine")
 
     @property
     def crosshair(self) -> tuple[int, int, int]:
