@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
-import zipfile
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -111,8 +112,11 @@ def build_model(kind: str, model_args: Mapping[str, Any]) -> nn.Module:
         CheckpointKindError: ``kind`` is unknown.
         CheckpointError: the arguments do not fit the model's constructor.
     """
+    from engine.checkpoint_args import check_model_args
+
     if kind not in KINDS:
         raise CheckpointKindError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
+    model_args = check_model_args(kind, model_args)  # before any allocation: hostile sizes are refused
     try:
         return KINDS[kind](**dict(model_args))
     except (TypeError, ValueError) as exc:
@@ -212,7 +216,12 @@ def load_checkpoint(
         raise CheckpointError(f"not a model checkpoint: a dict with keys {keys}", path)
     if expected_kind is not None and kind != expected_kind:
         raise CheckpointKindError(f"holds a {kind} model, but a {expected_kind} model is needed here", path)
-    model = build_model(kind, model_args)
+    try:
+        model = build_model(kind, model_args)
+    except CheckpointKindError:
+        raise
+    except CheckpointError as exc:
+        raise CheckpointError(exc.reason, path) from None
     check_state_fits(model, state, path)
     sha = weights_sha256(state)
     if source == "lungcad" and payload.get("sha256") != sha:
@@ -264,19 +273,21 @@ def _read_payload(path: Path, map_location: str | torch.device) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError("the checkpoint file is empty", path)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing or reading
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        marker = "Unsupported global:"
-        if marker in text:
-            what = text.split(marker, 1)[1].split(" was not", 1)[0].strip()
+        what = _unsafe_part(str(exc))
+        if what is not None:
             raise UnsafeCheckpointError(
-                f"loading it would run pickled code ({what}); refused. Only files holding plain "
-                "tensors and values are accepted",
+                f"refused: loading it could run code (the file holds pickled code: {what}); "
+                "only files holding plain tensors and values are accepted",
                 path,
             ) from None
-        raise CheckpointError(f"cannot be read as a safe torch checkpoint ({_first_line(text)})", path) from None
-    except (EOFError, OSError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError("cannot be read as a torch checkpoint: truncated or not a checkpoint", path) from None
+    except MemoryError:
+        raise CheckpointError("cannot be read: it claims more memory than there is", path) from None
+    except Exception as exc:  # noqa: BLE001 — torch's readers fail on garbage with any error type (IndexError, ...)
         raise CheckpointError(
             f"cannot be read as a torch checkpoint: truncated or not a checkpoint ({type(exc).__name__}: "
             f"{_first_line(str(exc)) or 'unexpected end of data'})",
@@ -344,6 +355,18 @@ def _book_unet_args(state: Mapping[str, torch.Tensor], path: Path) -> dict:
         "batch_norm": "unet.down_path.0.block.2.running_mean" in state,
         "up_mode": "upsample" if "unet.up_path.0.up.1.weight" in state else "upconv",
     }
+
+
+def _unsafe_part(text: str) -> str | None:
+    """What a refused safe load asked for (``"posix.system"``), ``"code"`` when torch does not say, None when the
+    error is not a refusal (a truncated or garbled file). PyTorch's advice to load unsafely is left out."""
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks for {found.group(1)}"
+    if "Weights only load failed" in text:
+        operand = re.search(r"Unsupported operand (\d+)", text)
+        return f"it uses pickle operation {operand.group(1)}" if operand else "it needs pickled objects"
+    return None
 
 
 def _first_line(text: str) -> str:
