@@ -10,6 +10,7 @@ level). Qt-free.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -115,17 +116,37 @@ def _check_role(role: str) -> None:
         raise ValueError(f"unknown model role {role!r}; expected one of {', '.join(MODEL_ROLES)}")
 
 
-def detector_factory(choice: ModelChoice, device: str = "auto") -> Callable[[], Detector]:
+#: Environment variable choosing the runtime of the viewer's Detect (``torch``, ``onnx`` or ``auto``).
+BACKEND_VARIABLE = "LUNGCAD_BACKEND"
+
+
+def detect_backend() -> str:
+    """The viewer's Detect backend: ``$LUNGCAD_BACKEND`` when it names one of the engine's backends, else ``torch``."""
+    from engine.detection.settings import BACKENDS  # torch-free
+
+    chosen = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    return chosen if chosen in BACKENDS else "torch"
+
+
+def detector_factory(choice: ModelChoice, device: str = "auto", backend: str | None = None) -> Callable[[], Detector]:
     """A callable building the engine's ``Detector`` for ``choice`` (call it off the GUI thread).
 
     Roles left on the demo weights take them from ``resources/models``
     (``Detector.from_checkpoints`` names any file that is missing).
+
+    Args:
+        choice: The checkpoint of each role.
+        device: Where the models run.
+        backend: ``torch``, ``onnx`` or ``auto`` (None: :func:`detect_backend`).
     """
+    chosen = backend or detect_backend()
 
     def build() -> Detector:
-        from engine.detection import Detector  # imports torch: in the worker thread
+        from engine.detection import Detector, DetectorConfig  # imports torch: in the worker thread
 
-        return Detector.from_checkpoints(choice.segmentation, choice.classifier, choice.malignancy, device=device)
+        return Detector.from_checkpoints(
+            choice.segmentation, choice.classifier, choice.malignancy, device=device, config=DetectorConfig(backend=chosen)
+        )
 
     return build
 

@@ -32,10 +32,12 @@ DetectorFactory = Callable[[], "Detector"]
 
 
 def default_detector() -> Detector:
-    """The engine's bundled detector (demo weights), on the best device available."""
-    from engine.detection import Detector  # imports torch: only ever called off the GUI thread
+    """The engine's bundled detector (demo weights), on the best device available, in the chosen backend
+    (:func:`app.model_choice.detect_backend`)."""
+    from app.model_choice import detect_backend
+    from engine.detection import Detector, DetectorConfig  # imports torch: only ever called off the GUI thread
 
-    return Detector.default(device="auto")
+    return Detector.default(device="auto", config=DetectorConfig(backend=detect_backend()))
 
 
 class DetectorProvider:

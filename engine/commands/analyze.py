@@ -36,7 +36,9 @@ def detector_from_args(args: argparse.Namespace) -> Detector:
     """
     from engine.detection import Detector, DetectorConfig
 
-    config = DetectorConfig(grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices)
+    config = DetectorConfig(
+        grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices, backend=args.backend
+    )
     return Detector.from_checkpoints(**model_paths_from_args(args), device=args.device, config=config)
 
 

@@ -7,6 +7,14 @@ per stage. Models: the demo weights when shipped; else the book's real-data
 weights when ``../shared/book`` is present; else freshly initialised models
 (timings do not depend on the weights, the number of candidates does). The
 report says which ran.
+
+``--backend torch|onnx|auto`` times that runtime; ``--backend both`` times
+torch and then ONNX Runtime on the same volume and prints them side by side
+per stage. ``--compare-book`` also runs the book-style pipeline
+(:mod:`engine.detection.book_style`) once with the same models on the same
+volume and prints its stages beside ours with the ratios (book / ours) and
+both candidate counts. ``--json`` writes ``{"reports": {backend: report},
+"book_comparison": {...} or null}``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,14 @@ import json
 import tempfile
 from pathlib import Path
 
-from engine.commands.options import add_grouping_arguments, add_model_arguments, grouping_from_args, model_paths_from_args
+from engine.commands.options import (
+    add_backend_argument,
+    add_grouping_arguments,
+    add_model_arguments,
+    grouping_from_args,
+    model_paths_from_args,
+)
+from engine.detection.settings import BACKENDS
 
 DESCRIPTION = "time detection (per stage) on the standard 512x512x300 phantom"
 #: Slices of the standard benchmark volume.
@@ -25,7 +40,10 @@ BENCH_SLICES = 300
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, default="the demo weights, else the book's weights, else untrained models")
+    add_model_arguments(parser, default="the demo weights, else the book's weights, else untrained models", backend=False)
+    add_backend_argument(parser, BACKENDS + ("both",))
+    parser.add_argument("--compare-book", action="store_true",
+                        help="also run the book-style pipeline once on the same volume and weights, per-stage ratios")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     parser.add_argument("--json", default=None, help="also write the report as JSON")
@@ -111,25 +129,49 @@ def standard_phantom(seed: int, folder: Path) -> tuple[Path, str]:
 def run(args: argparse.Namespace) -> int:
     from engine.io.ct import load_ct
     from engine.detection import Detector, DetectorConfig
-    from engine.detection.benchmark import benchmark_detector
+    from engine.detection.benchmark import benchmark_detector, side_by_side
     from engine.devices import cpu_threads
 
     seg, cls, mal, weights = bench_models(args)
-    config = DetectorConfig(grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices)
+    backends = ("torch", "onnx") if args.backend == "both" else (args.backend,)
+    reports = {}
+    comparison = None
     with tempfile.TemporaryDirectory(prefix="lungcad-bench-") as tmp, cpu_threads(args.threads):
         print("generating the standard phantom ...", flush=True)
         path, series = standard_phantom(args.seed, Path(tmp))
-        detector = Detector(seg, cls, mal, device=args.device, config=config)
-        print(f"timing {args.runs} run(s) after a warm-up on {detector.device} ...", flush=True)
-        report = benchmark_detector(
-            detector, lambda: load_ct(path), runs=max(1, args.runs), weights=weights, series=series
-        )
-    print(report.table())
-    for line in report.messages:
-        print(f"note: {line}")
-    if args.json:
-        from engine.files import write_text_atomic
+        for backend in backends:
+            config = DetectorConfig(
+                grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices,
+                backend=backend, threads=args.threads,
+            )
+            detector = Detector(seg, cls, mal, device=args.device, config=config)
+            print(f"timing {args.runs} run(s) after a warm-up on {detector.device}, backend {backend} ...", flush=True)
+            report = benchmark_detector(
+                detector, lambda: load_ct(path), runs=max(1, args.runs), weights=weights, series=series
+            )
+            reports[backend] = report
+            print(report.table())
+            for line in report.messages:
+                print(f"note: {line}")
+        if args.compare_book:
+            from engine.detection.book_compare import compare_with_book
 
-        out = write_text_atomic(Path(args.json), json.dumps(report.as_dict(), indent=1))
+            print("running the book-style pipeline once (every slice, batch 4, scipy grouping) ...", flush=True)
+            ours = reports[backends[-1]]  # the detector timed last
+            comparison = compare_with_book(
+                detector, load_ct(path), ours.medians_s, ours.cpu_medians_s, ours.candidates, ours.nodules
+            )
+    if len(reports) > 1:
+        print(side_by_side(reports))
+    if comparison is not None:
+        print(comparison.table())
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "reports": {name: report.as_dict() for name, report in reports.items()},
+            "book_comparison": comparison.as_dict() if comparison is not None else None,
+        }
+        out.write_text(json.dumps(payload, indent=1))
         print(f"wrote {out}")
     return 0

@@ -77,7 +77,7 @@ def build_detector(args: argparse.Namespace) -> tuple[Detector, str, Callable[[C
     """
     from engine.detection import Detector
 
-    config = DetectorConfig(grouping=grouping_from_args(args))
+    config = DetectorConfig(grouping=grouping_from_args(args), backend=args.backend)
     detector = Detector.from_checkpoints(**model_paths_from_args(args), device=args.device, config=config)
     return detector, detector_fingerprint(detector.model_ids, detector.config), detector.malignancy_at
 

@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable
 
 from engine.choices import DEVICE_CHOICES, MODEL_OPTIONS, MODEL_ROLES, PRECISION_CHOICES
-from engine.detection.settings import GroupingSettings
+from engine.detection.settings import BACKENDS, GroupingSettings
 
 #: ``--seg`` etc.: the argparse destination (``seg``) of each role's checkpoint option.
 MODEL_DESTINATIONS = {role: option.removeprefix("--") for role, option in MODEL_OPTIONS.items()}
@@ -35,13 +35,16 @@ def device_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose one of {', '.join(DEVICE_CHOICES)} or cuda:N")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default: str = "the demo weights", precision: bool = True) -> None:
-    """``--seg``/``--cls``/``--mal`` (a checkpoint per role), ``--device`` and, with ``precision``, ``--precision``.
+def add_model_arguments(
+    parser: argparse.ArgumentParser, default: str = "the demo weights", precision: bool = True, backend: bool = True
+) -> None:
+    """``--seg``/``--cls``/``--mal`` (a checkpoint per role), ``--device``, ``--precision`` and ``--backend``.
 
     Args:
         parser: The command's parser.
         default: What a role without a checkpoint uses, for the help text.
         precision: Also add ``--precision``.
+        backend: Also add ``--backend`` (:func:`add_backend_argument`).
     """
     names = {"segmentation": "segmentation", "classifier": "nodule classifier", "malignancy": "malignancy classifier"}
     for role in MODEL_ROLES:
@@ -52,6 +55,23 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str = "the dem
     if precision:
         parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                             help="float type of the models (auto: float16 on GPU, float32 on CPU)")
+    if backend:
+        add_backend_argument(parser)
+
+
+def add_backend_argument(parser: argparse.ArgumentParser, choices: tuple[str, ...] = BACKENDS) -> None:
+    """``--backend``: the runtime of the models (:attr:`~engine.detection.settings.DetectorConfig.backend`).
+
+    Args:
+        parser: The command's parser.
+        choices: The values offered (``bench`` adds ``both``).
+    """
+    parser.add_argument(
+        "--backend", default="torch", choices=choices,
+        help="runtime of the models: torch (default), onnx (ONNX Runtime; exported and checked on first use, "
+        "cached in the user data folder) or auto (per stage the faster one measured on this device)"
+        + ("; both: time torch and onnx side by side" if "both" in choices else ""),
+    )
 
 
 def model_paths_from_args(args: argparse.Namespace) -> dict[str, str | None]:

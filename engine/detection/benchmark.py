@@ -49,6 +49,7 @@ class BenchReport:
         machine: CPU model, cores, threads, GPU, Python, torch, OS, load average.
         messages: The detector's notes.
         date: ISO date and time of the run.
+        backends: The runtime of each backend stage (``{"segmentation": "onnx", ...}``).
     """
 
     medians_s: dict[str, float]
@@ -69,6 +70,7 @@ class BenchReport:
     machine: dict[str, Any]
     messages: list[str] = field(default_factory=list)
     date: str = ""
+    backends: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -79,6 +81,7 @@ class BenchReport:
         lines = [
             f"series: {self.series}, {self.shape[0]}×{self.shape[1]}×{self.shape[2]} (index,row,col)",
             f"weights: {self.weights}",
+            f"backend: " + (", ".join(f"{k} {v}" for k, v in self.backends.items()) or "torch"),
             f"device: {self.device} ({self.precision}); {self.machine.get('cpu', '?')}, "
             f"{self.machine.get('cpu_count', '?')} cores, torch {self.machine.get('torch', '?')}",
             f"runs: {len(self.runs_s)} timed after a warm-up; median seconds per stage:",
@@ -229,7 +232,30 @@ def benchmark_detector(
         machine=machine,
         messages=list(result.messages),
         date=_dt.datetime.now().isoformat(timespec="seconds"),
+        backends=dict(result.extra.get("backends", {})),
     )
+
+
+def side_by_side(reports: dict[str, BenchReport]) -> str:
+    """Per-stage medians (wall and CPU seconds) of several reports in columns, e.g. torch vs onnx."""
+    names = list(reports)
+    header = f"  {'stage':15}" + "".join(f" {name + ' s':>10} {name + ' CPU':>10}" for name in names)
+    if len(names) == 2:
+        header += f" {'ratio':>7}"
+    lines = ["per stage, " + " vs ".join(names) + " (medians; ratio of CPU seconds " + " / ".join(names) + "):", header]
+    for stage in STAGES:
+        if not all(stage in report.medians_s for report in reports.values()):
+            continue
+        row = f"  {stage:15}"
+        for report in reports.values():
+            cpu = report.cpu_medians_s.get(stage)
+            row += f" {report.medians_s[stage]:10.3f} " + (f"{cpu:10.3f}" if cpu is not None else f"{'':10}")
+        if len(names) == 2:
+            a, b = (reports[n].cpu_medians_s.get(stage) for n in names)
+            row += f" {a / b:6.2f}×" if a and b else ""
+        lines.append(row)
+    lines.append("  candidates: " + ", ".join(f"{n} {r.candidates} ({r.nodules} with p_nodule >= 0.5)" for n, r in reports.items()))
+    return "\n".join(lines)
 
 
 def _load_average() -> list[float] | None:

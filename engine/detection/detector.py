@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,13 +26,14 @@ from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature
 from engine.detection.grouping import Components, equivalent_diameter_mm, group_components
 from engine.detection.loading import ModelSource, load_models
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume
+from engine.detection.onnx_backend import classify_crops_onnx, load_session, stage_backends
 from engine.detection.result import Candidate, DetectionResult
-from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory, StageReporter, synchronize, tensor_view
+from engine.detection.run_state import REGROUP_SPAN, DetectionRun as _Run
+from engine.detection.runtime import Cancelled, Progress, StageOutOfMemory  # noqa: F401 (tests patch it here)
 from engine.detection.segment import empty_levels, levels_to_numpy, segment_slices
 from engine.detection.settings import DetectorConfig, GroupingSettings
 from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
-from engine.errors import DeviceError
 from engine.geometry import irc_to_xyz, xyz_to_irc_continuous
 from engine.io.volume import CtVolume
 from engine.models.classifier import NoduleClassifier
@@ -40,18 +41,6 @@ from engine.models.folded import FoldedSegmentation, can_fold
 from engine.models.segmentation import SegmentationModel
 
 __all__ = ["Detector", "DetectorConfig", "ModelSource"]
-
-#: Overall progress fraction span of each stage of :meth:`Detector.detect`.
-_STAGE_SPAN = {
-    "lung search": (0.0, 0.02),
-    "segmentation": (0.02, 0.75),
-    "grouping": (0.75, 0.78),
-    "classification": (0.78, 0.92),
-    "malignancy": (0.92, 1.0),
-}
-#: The same for :meth:`Detector.regroup` (no lung search or segmentation).
-_REGROUP_SPAN = {"grouping": (0.0, 0.15), "classification": (0.15, 0.85), "malignancy": (0.85, 1.0)}
-
 
 class Detector:
     """Runs the three models on a CT and returns every candidate.
@@ -66,7 +55,7 @@ class Detector:
         classifier: The nodule classifier (same forms).
         malignancy: The malignancy classifier (same forms).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
-        config: Grouping, precision, batch sizes, lung region.
+        config: Grouping, precision, batch sizes, lung region, backend (torch or ONNX Runtime).
 
     Raises:
         DeviceError: the device is not available.
@@ -94,6 +83,9 @@ class Detector:
         if self.config.fold_batch_norms and can_fold(self.segmentation):
             self._segmenter = FoldedSegmentation(self.segmentation)
         self._placement: dict[int, tuple[torch.device, torch.memory_format]] = {}
+        #: ``{stage: "torch" | "onnx"}``: the runtime of the segmentation and classification stages.
+        self.backends: dict[str, str] = stage_backends(self.config.backend, self.device)
+        self._sessions: dict[tuple[str, str], object] = {}
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -155,7 +147,7 @@ class Detector:
         components = run.timed(
             "grouping",
             "grouping",
-            lambda device: group_components(levels, ct.hu, self.config.grouping),
+            lambda device: group_components(levels, ct.hu, self.config.grouping, ct.geometry.spacing_irc),
         )
         levels_np = levels_to_numpy(levels)
         candidates = self._classify(run, components, previous=None)
@@ -184,6 +176,7 @@ class Detector:
                 "shared_trunk_stages": self.shared_depth,
                 "segmented_voxels": region.voxel_count(),
                 "cpu_seconds": dict(run.cpu_seconds),
+                "backends": dict(self.backends),
             },
         )
 
@@ -230,12 +223,12 @@ class Detector:
         progress: Progress | None,
         cancelled: Cancelled | None,
     ) -> DetectionResult:
-        run = _Run(self, ct, progress, cancelled, spans=_REGROUP_SPAN)
+        run = _Run(self, ct, progress, cancelled, spans=REGROUP_SPAN)
         began = time.perf_counter()
         components = run.timed(
             "grouping",
             "grouping",
-            lambda device: group_components(result.seg_probability, ct.hu, grouping),
+            lambda device: group_components(result.seg_probability, ct.hu, grouping, ct.geometry.spacing_irc),
         )
         previous = result if dict(result.model_ids) == self.model_ids else None
         candidates = self._classify(run, components, previous)
@@ -269,12 +262,16 @@ class Detector:
 
     def _segment(self, run: _Run, device: torch.device, region: LungRegion) -> torch.Tensor:
         levels = empty_levels(run.ct.shape, device)
+        if self.backends["segmentation"] == "onnx":
+            model, policy = self._session("segmentation", run), replace(run.policy, channels_last=False)
+        else:
+            model, policy = self._placed(self._segmenter, run.policy), run.policy
         segment_slices(
-            self._placed(self._segmenter, run.policy),
+            model,
             run.volume(device),
             region,
             levels,
-            policy=run.policy,
+            policy=policy,
             batch_size=self.config.seg_batch_size or (32 if device.type != "cpu" else 2),
             reporter=run.reporter("segmentation"),
             notes=run.notes,
@@ -325,6 +322,8 @@ class Detector:
         keep = depth >= 2 and feature_size(self.classifier, depth) <= KEEP_FEATURES_MAX
         kept: list[torch.Tensor] = []
         batch = self.config.cls_batch_size
+        if self.backends["classification"] == "onnx":
+            return self._classify_starts_onnx(run, starts, inverse)
 
         def nodule(device: torch.device) -> np.ndarray:
             return classify_crops(
@@ -359,6 +358,40 @@ class Detector:
         p_malignant = run.timed("malignancy", "malignancy", malignant)
         return p_nodule[inverse], p_malignant[inverse]
 
+    def _classify_starts_onnx(self, run: _Run, starts: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both probabilities in ONNX Runtime: each model on the crops (no shared trunk there)."""
+        size = self.config.cls_batch_size
+
+        def stage(role: str, stage_name: str) -> Callable[[torch.device], np.ndarray]:
+            def work(device: torch.device) -> np.ndarray:
+                return classify_crops_onnx(
+                    self._session(role, run),
+                    run.volume(device),
+                    starts,
+                    batch_size=size or (256 if device.type != "cpu" else 8),
+                    reporter=run.reporter(stage_name),
+                    notes=run.notes,
+                )
+
+            return work
+
+        p_nodule = run.timed("classification", "classification", stage("classifier", "classification"))
+        p_malignant = run.timed("malignancy", "malignancy", stage("malignancy", "malignancy"))
+        return p_nodule[inverse], p_malignant[inverse]
+
+    def _session(self, role: str, run: _Run):
+        """The ONNX Runtime model of ``role`` on the run's device (exported and checked on first use)."""
+        device = run.policy.device
+        key = (role, str(device))
+        if key not in self._sessions:
+            model = {"segmentation": self.segmentation, "classifier": self.classifier, "malignancy": self.malignancy}[role]
+            threads = self.config.threads or torch.get_num_threads()
+            self._sessions[key] = load_session(model, role, device, threads, run.notes)
+        note = f"{role}: ONNX Runtime runs float32 (the {run.policy.name} precision applies to the torch stages)"
+        if run.policy.autocast_dtype is not None and note not in run.notes:
+            run.notes.append(note)
+        return self._sessions[key]
+
     def _placed(self, model: nn.Module, policy: PrecisionPolicy) -> nn.Module:
         """``model`` on the policy's device, in its memory format (moved only when needed)."""
         memory_format = torch.contiguous_format
@@ -369,66 +402,3 @@ class Detector:
             model.to(device=policy.device, memory_format=memory_format)
             self._placement[id(model)] = wanted
         return model
-
-
-class _Run:
-    """State of one detect/regroup call: device in use, CT on the device, notes, timings."""
-
-    def __init__(
-        self,
-        detector: Detector,
-        ct: CtVolume,
-        progress: Progress | None,
-        cancelled: Cancelled | None,
-        spans: Mapping[str, tuple[float, float]] = _STAGE_SPAN,
-    ) -> None:
-        self.detector = detector
-        self.spans = spans
-        self.ct = ct
-        self.progress = progress
-        self.cancelled = cancelled
-        self.policy = detector.policy
-        self.notes: list[str] = []
-        self.timings: dict[str, float] = {}
-        self.cpu_seconds: dict[str, float] = {}  # process CPU time (all threads) per stage
-        self._volumes: dict[torch.device, torch.Tensor] = {}
-
-    @property
-    def device_used(self) -> torch.device:
-        return self.policy.device
-
-    @property
-    def precision_used(self) -> str:
-        return self.policy.name
-
-    def volume(self, device: torch.device) -> torch.Tensor:
-        """The CT as an int16 tensor on ``device`` (one copy per device, a view on the CPU)."""
-        if device not in self._volumes:
-            self._volumes[device] = tensor_view(self.ct.hu).to(device)
-        return self._volumes[device]
-
-    def reporter(self, stage: str) -> StageReporter:
-        start, end = self.spans[stage]
-        return StageReporter(self.progress, self.cancelled, start, end, stage)
-
-    def timed(self, key: str, stage: str, work: Callable[[torch.device], object]):
-        """Run ``work(device)``; on out-of-memory on a GPU, rerun it on the CPU and say so."""
-        self.reporter(stage).check()
-        began = time.perf_counter()
-        cpu_began = time.process_time()
-        try:
-            value = work(self.policy.device)
-        except StageOutOfMemory as exc:
-            if self.policy.device.type == "cpu":
-                raise DeviceError(f"{exc}: the CT is too large for this computer's memory") from None
-            failed = self.policy.device
-            cpu = torch.device("cpu")
-            self.policy = precision_policy(cpu, "float32")
-            self._volumes.pop(failed, None)
-            self.notes.append(f"{stage}: out of memory on {failed} even with a batch of 1; fell back to the CPU")
-            value = work(cpu)
-        synchronize(self.policy.device)
-        self.timings[key] = time.perf_counter() - began
-        self.cpu_seconds[key] = time.process_time() - cpu_began
-        self.reporter(stage).report(1.0)
-        return value

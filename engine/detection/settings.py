@@ -26,8 +26,16 @@ from typing import Any
 #: ``in-plane`` uses the 4 in-slice neighbours only, so a small nodule only two
 #: slices thick survives it; ``none`` labels the thresholded voxels as they are.
 EROSIONS = ("3d", "in-plane", "none")
+#: Runtimes a detector can run its models in (:attr:`DetectorConfig.backend`).
+BACKENDS = ("torch", "onnx", "auto")
 #: Names of the erosions for people (the CAD panel's choice), in :data:`EROSIONS` order.
 EROSION_NAMES = {"3d": "3D cross (book)", "in-plane": "In-plane", "none": "None"}
+#: How thresholded voxels become candidates: ``components`` is SPEC §4's (the book's) one candidate per
+#: eroded component at its HU-weighted centre; ``peaks`` (:mod:`engine.detection.candidates`) splits merged
+#: blobs at probability/depth peaks, centres each on its core, keeps thin nodules and merges fragments.
+METHODS = ("components", "peaks")
+#: Names of the methods for people (the CAD panel's choice), in :data:`METHODS` order.
+METHOD_NAMES = {"components": "Components (book)", "peaks": "Peaks (split, merge)"}
 
 
 def check_erosion(erosion: str) -> str:
@@ -41,9 +49,15 @@ def check_erosion(erosion: str) -> str:
     return erosion
 
 
-def _option(help_text: str, label: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Field metadata: the command-line ``help``, the ``label`` in :meth:`GroupingSettings.describe`, ``choices``."""
-    metadata: dict[str, Any] = {"help": help_text, "label": label}
+def _option(
+    help_text: str, label: str, choices: tuple[str, ...] | None = None, peaks: bool = False
+) -> dict[str, Any]:
+    """Field metadata: the command-line ``help``, the ``label`` in :meth:`GroupingSettings.describe`, ``choices``.
+
+    ``peaks`` marks a setting only the ``peaks`` method uses: it is described and
+    exported only when that method is chosen or when it differs from its default.
+    """
+    metadata: dict[str, Any] = {"help": help_text, "label": label, "peaks": peaks}
     if choices is not None:
         metadata["choices"] = choices
     return metadata
@@ -56,7 +70,13 @@ class GroupingSettings:
     Args:
         seg_threshold: Segmentation probability threshold in [0, 1]; voxels with
             ``p > seg_threshold`` are grouped.
-        erosion: Erosion before labelling, one of :data:`EROSIONS` (``3d``: SPEC §4, the book's).
+        erosion: Erosion before labelling, one of :data:`EROSIONS` (``3d``: SPEC §4, the book's);
+            the ``components`` method's only (``peaks`` keeps every thresholded voxel).
+        method: One of :data:`METHODS` (``components``: SPEC §4, the book's).
+        merge_mm: ``peaks``: findings closer than ``max(merge_mm, their radii)`` are one
+            lesion; components longer than twice this are split. > 0.
+        smooth_mm: ``peaks``: Gaussian sigma (mm) of the probability smoothing for the seeds; ≥ 0.
+        min_diameter_mm: ``peaks``: findings with a smaller equivalent diameter (specks) are dropped; ≥ 0.
 
     Raises:
         ValueError: a value out of range or not among its choices.
@@ -75,6 +95,31 @@ class GroupingSettings:
             EROSIONS,
         ),
     )
+    method: str = field(
+        default="components",
+        metadata=_option(
+            "how voxels become candidates: components = the book's connected components at their centre of mass"
+            " (default); peaks = split merged blobs at probability peaks, centre on the core, merge fragments,"
+            " keep thin nodules (no erosion)",
+            "method",
+            METHODS,
+        ),
+    )
+    merge_mm: float = field(
+        default=5.0,
+        metadata=_option("peaks: findings closer than max(this, their radii) in mm are one lesion (default 5)",
+                         "merge mm", peaks=True),
+    )
+    smooth_mm: float = field(
+        default=1.0,
+        metadata=_option("peaks: Gaussian sigma in mm of the probability smoothing for the seeds (default 1)",
+                         "smoothing mm", peaks=True),
+    )
+    min_diameter_mm: float = field(
+        default=2.0,
+        metadata=_option("peaks: drop findings with a smaller equivalent diameter in mm (default 2)",
+                         "min diameter mm", peaks=True),
+    )
 
     def __post_init__(self) -> None:
         threshold = self.seg_threshold
@@ -84,10 +129,29 @@ class GroupingSettings:
             raise ValueError(f"segmentation threshold must lie in [0, 1], got {threshold}")
         object.__setattr__(self, "seg_threshold", float(threshold))
         check_erosion(self.erosion)
+        if self.method not in METHODS:
+            raise ValueError(f"unknown grouping method {self.method!r}; use one of {', '.join(METHODS)}")
+        for name, low, strict in (("merge_mm", 0.0, True), ("smooth_mm", 0.0, False), ("min_diameter_mm", 0.0, False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name.replace('_', ' ')} must be a finite number, got {value!r}")
+            if value < low or (strict and value == low):
+                raise ValueError(f"{name.replace('_', ' ')} must be {'>' if strict else '>='} {low:g}, got {value}")
+            object.__setattr__(self, name, float(value))
+
+    def _shown(self) -> list[dataclasses.Field]:
+        """The fields that say how this grouping works: threshold, erosion, and the rest when they matter."""
+        shown = []
+        for f in dataclasses.fields(self):
+            differs = getattr(self, f.name) != f.default
+            if f.name in ("seg_threshold", "erosion") or differs or (f.metadata["peaks"] and self.method == "peaks"):
+                shown.append(f)
+        return shown
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting by field name (e.g. for a findings export)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The settings by field name (e.g. for a findings export): threshold, erosion, and every
+        other one that is not at its default or that the chosen method uses (missing ones are defaults)."""
+        return {f.name: getattr(self, f.name) for f in self._shown()}
 
     def non_defaults(self) -> dict[str, Any]:
         """The settings that differ from their defaults, by field name.
@@ -98,9 +162,9 @@ class GroupingSettings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
     def describe(self) -> str:
-        """Words for a status line or report, e.g. ``"threshold 0.50, erosion 3d"``."""
+        """Words for a status line or report, e.g. ``"threshold 0.50, erosion 3d"`` (the fields of :meth:`as_dict`)."""
         parts = []
-        for f in dataclasses.fields(self):
+        for f in self._shown():
             value = getattr(self, f.name)
             parts.append(f"{f.metadata['label']} {value:.2f}" if isinstance(value, float) else f"{f.metadata['label']} {value}")
         return ", ".join(parts)
@@ -111,7 +175,7 @@ class DetectorConfig:
     """Settings of a :class:`~engine.detection.Detector`.
 
     Args:
-        grouping: How candidates are grouped from the segmentation (threshold, erosion).
+        grouping: How candidates are grouped from the segmentation (threshold, erosion, method).
         precision: ``"auto"`` (float16 autocast on GPU, float32 on CPU),
             ``"float32"``, ``"bfloat16"`` or ``"float16"`` (see :mod:`engine.devices`).
         seg_batch_size: Slices per segmentation batch (None: 32 on GPU, 2 on CPU, where
@@ -123,9 +187,14 @@ class DetectorConfig:
             into the convolutions (:mod:`engine.models.folded`; same output up to
             float rounding, about 15% faster on the CPU).
         threads: CPU threads for torch (None: torch's default, the core count).
+        backend: Which runtime runs the models, one of :data:`BACKENDS`: ``torch``,
+            ``onnx`` (ONNX Runtime on models exported on first use,
+            :mod:`engine.detection.onnx_backend`) or ``auto`` (per stage the faster
+            on this device, as measured in docs/benchmarks.md).
 
     Raises:
         TypeError: ``grouping`` is not a :class:`GroupingSettings`.
+        ValueError: ``backend`` is not one of :data:`BACKENDS`.
     """
 
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
@@ -135,7 +204,10 @@ class DetectorConfig:
     lung_region: bool = True
     fold_batch_norms: bool = True
     threads: int | None = None
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not isinstance(self.grouping, GroupingSettings):
             raise TypeError(f"grouping must be a GroupingSettings, got {type(self.grouping).__name__}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")

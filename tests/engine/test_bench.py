@@ -76,3 +76,36 @@ def test_bench_models_prefers_book_weights(book_dir, monkeypatch, tmp_path):
     monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     seg, cls, mal, description = bench.bench_models(argparse.Namespace(seg=None, cls=None, mal=None))
     assert "book weights" in description and str(seg).endswith("seg_book.best.state")
+
+
+def test_book_comparison_and_side_by_side_on_a_small_volume():
+    from engine.detection.benchmark import side_by_side
+    from engine.detection.book_compare import OUR_STAGES, compare_with_book
+
+    ct = lung_block(shape=(12, 48, 48), nodules=(((6, 24, 24), 3.0),))
+    detector = Detector(DenseTissueSegmentation(), tiny_classifier(1), tiny_classifier(2), device="cpu")
+    report = benchmark_detector(detector, lambda: ct, runs=1, warmup=0)
+    comparison = compare_with_book(
+        detector, ct, report.medians_s, report.cpu_medians_s, report.candidates, report.nodules
+    )
+    assert set(comparison.book_s) == set(comparison.ratio) == set(OUR_STAGES)
+    assert comparison.book_s["total"] >= comparison.book_s["segmentation"] > 0
+    expected = report.medians_s["lung_search"] + report.medians_s["segmentation"]
+    assert comparison.ours_s["segmentation"] == expected
+    assert comparison.ratio["total"] == comparison.book_s["total"] / comparison.ours_s["total"]
+    assert comparison.book_candidates == comparison.our_candidates == 1
+    assert comparison.ours_backend == {"segmentation": "torch", "classification": "torch"}
+    assert "book-style pipeline vs ours" in comparison.table()
+    json.dumps(comparison.as_dict())
+    text = side_by_side({"torch": report, "again": report})
+    assert "segmentation" in text and "1.00×" in text and "candidates: torch 1" in text
+    # the book-style run used copies: our detector's placement (channels-last) is untouched
+    assert detector.classifier.block1.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_bench_options():
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--backend", "both", "--compare-book"])
+    assert args.backend == "both" and args.compare_book
+    assert parser.parse_args([]).backend == "torch"

@@ -48,3 +48,28 @@ def test_torch_backend_keeps_the_recorded_findings(recorded, phantom):
     detector = Detector.from_checkpoints(device="cpu", config=DetectorConfig(precision="float32"))
     assert dict(detector.model_ids) == recorded["model_ids"]
     assert_same_candidates(candidate_rows(detector.detect(phantom)), recorded["candidates"])
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One export cache for the module's tests (each test has its own user-data folder)."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "auto"])
+def test_onnx_backend_gives_the_same_findings(recorded, phantom, backend, onnx_cache, monkeypatch):
+    """Same candidates with ONNX Runtime (the small phantom stands in for the demo series, which takes minutes)."""
+    pytest.importorskip("onnxruntime")
+    from engine.detection import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "onnx_cache_dir", lambda: onnx_cache)
+    detector = Detector.from_checkpoints(device="cpu", config=DetectorConfig(precision="float32", backend=backend))
+    result = detector.detect(phantom)
+    expected = {"onnx": {"segmentation": "onnx", "classification": "onnx"}, "auto": {"segmentation": "onnx", "classification": "torch"}}
+    assert result.extra["backends"] == expected[backend]
+    assert_same_candidates(candidate_rows(result), recorded["candidates"])
+    if backend == "onnx":
+        assert any("exported to ONNX" in line for line in result.messages)
+        again = detector.detect(phantom)  # the sessions are kept: no second export
+        assert not any("exported to ONNX" in line for line in again.messages)
+        assert candidate_rows(again) == candidate_rows(result)
