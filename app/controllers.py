@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.findings import match_by_position
 from app.state import ViewerState
 from app.workers import DetectorProvider, DetectWorker, LoadRequest, LoadWorker, ThreadPool
 from engine.detection.result import DetectionResult
@@ -105,7 +109,10 @@ class DetectController(QObject):
     """Runs Detect and re-grouping for the open volume, one run at a time.
 
     A cancelled or failed run leaves the previous result on the state. A result
-    that arrives after the user opened another volume is dropped.
+    that arrives after the user opened another volume is dropped. Reader
+    verdicts and notes follow a new result to the lesions at the same
+    positions; when some have no lesion there, :attr:`confirm_discard` is asked
+    first, and a "no" keeps the previous result (and the whole review).
 
     Args:
         state: The viewer state (volume in, result out).
@@ -118,6 +125,7 @@ class DetectController(QObject):
         done(object): the new result (already set on the state).
         failed(str): the error message.
         cancelled(): the run stopped at the user's request.
+        kept(): the new result was not shown, to keep verdicts it could not carry.
         busy_changed(bool): a run started or ended.
     """
 
@@ -126,6 +134,7 @@ class DetectController(QObject):
     done = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
+    kept = Signal()
     busy_changed = Signal(bool)
 
     def __init__(self, state: ViewerState, provider: DetectorProvider, pool: ThreadPool, parent: QObject | None = None) -> None:
@@ -139,6 +148,8 @@ class DetectController(QObject):
         self._t0 = 0.0
         self.last_elapsed = 0.0
         self.last_kind = ""
+        #: Asked with a description of each verdict or note a new result cannot carry; True discards them.
+        self.confirm_discard: Callable[[Sequence[str]], bool] = lambda _lost: True
 
     @property
     def busy(self) -> bool:
@@ -200,8 +211,34 @@ class DetectController(QObject):
     def _on_done(self, result: DetectionResult) -> None:
         if self.state.volume is not self._ct:
             return  # the user opened another series meanwhile
+        lost = self.unmatched_review(result)
+        if lost and not self.confirm_discard(lost):
+            self.kept.emit()
+            return
         self.state.set_result(result)
         self.done.emit(result)
+
+    def unmatched_review(self, result: DetectionResult) -> list[str]:
+        """The current verdicts and notes that ``result`` has no lesion for (at the same position), described."""
+        old = self.state.result
+        marks, notes = self.state.marks, self.state.notes
+        reviewed = sorted(set(marks) | set(notes))
+        if old is None or not reviewed:
+            return []
+        by_id = {int(c.id): c for c in old.candidates}
+        reviewed = [k for k in reviewed if k in by_id]
+        xyz = np.array([by_id[k].center_xyz for k in reviewed], dtype=np.float64).reshape(-1, 3)
+        radius = np.array([0.5 * float(by_id[k].diameter_mm) for k in reviewed], dtype=np.float64)
+        matched = match_by_position(xyz, radius, result.candidates)
+        lost = []
+        for k, j in zip(reviewed, matched):
+            if j is None:
+                shown = self.state.findings.by_id(k)
+                name = f"#{shown.number}" if shown is not None and shown.number else f"candidate {k}"
+                x, y, z = by_id[k].center_xyz
+                what = ", ".join(w for w in (marks[k].value if k in marks else "", f"note {notes[k]!r}" if k in notes else "") if w)
+                lost.append(f"{name} at LPS {x:.1f}, {y:.1f}, {z:.1f} mm ({what})")
+        return lost
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Dialogs: choosing a DICOM series, the keyboard shortcuts, About, and quitting during training."""
+"""Dialogs: choosing a DICOM series, the keyboard shortcuts, About, quitting during training, discarding verdicts."""
 
 from __future__ import annotations
 
@@ -123,6 +123,24 @@ def ask_stop_training(parent: QWidget, run_name: str) -> bool:
         "continue it later with python -m training KIND --resume RUN_FOLDER.",
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_discard_review(parent: QWidget, lost: Sequence[str]) -> bool:
+    """A new Detect result has no lesion for some verdicts or notes: True when the user agrees to drop them."""
+    listed = "\n".join(f"• {item}" for item in list(lost)[:12]) + (f"\n… and {len(lost) - 12} more" if len(lost) > 12 else "")
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Verdicts without a lesion")
+    box.setText(
+        f"The new detection has no finding at the position of {len(lost)} reviewed "
+        f"finding{'s' if len(lost) != 1 else ''}:\n\n{listed}\n\n"
+        "Show the new result and discard these, or keep the previous result and its whole review?"
+    )
+    show = box.addButton("Show new result, discard", QMessageBox.ButtonRole.DestructiveRole)
+    keep = box.addButton("Keep previous result", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.exec()
+    return box.clickedButton() is show
 
 
 def show_about(parent: QWidget) -> None:

@@ -1,8 +1,11 @@
-"""The findings table: one row per nodule or near miss, sortable, driving the views.
+"""The findings table: one row per lesion (nodule candidate or near miss), sortable, driving the views.
 
+Rows are numbered 1…N by p(nodule) (:attr:`Finding.number`; the candidate ids
+stay internal), fragments of one lesion are listed in their lesion's tooltip.
 Clicking a row or pressing Enter jumps all three views to the finding; the
 Next/Previous keys follow the table's current sort order. Accept and Reject
-record the reader's verdict on the selected finding.
+record the reader's verdict on the selected finding, the note field a free-text
+note; both are kept with the series (:mod:`app.review`).
 """
 
 from __future__ import annotations
@@ -16,28 +19,35 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from app.findings import Finding, FindingClass, FindingSet, Mark
+from app.findings import Finding, FindingClass, FindingSet, Mark, Thresholds
 from app.planes import Plane, PlaneLayout, plane_layout
 from app.state import ViewerState
 from app.theme import ACCEPTED_RGB, MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
 
 #: Column titles.
-COLUMNS = ("#", "p nod.", "p mal.", "Ø mm", "LPS mm", "Slice", "Status")
+COLUMNS = ("#", "Location", "p nod.", "p mal.", "Ø mm", "LPS mm", "Slice", "Status")
 COLUMN_TIPS = (
-    "candidate id",
+    "finding number, 1 = most probable nodule (the same number as on the images)",
+    "right (R) or left (L) lung, and the upper, middle or lower third of the lungs' height (not a lobe)",
     "probability that it is a nodule (nodule classifier)",
     "probability that it is malignant (malignancy classifier)",
     "equivalent-sphere diameter of the segmented region, mm",
-    "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior); decimals in the tooltip",
-    "axial image number (1-based) of the centre",
-    "how it shows at the current thresholds, and your verdict: ✓ accepted (A), ✗ rejected (X), U clears",
+    "centre in patient coordinates, LPS mm (x → left, y → posterior, z → superior)",
+    "axial slice of the centre as numbered on the view (1-based; the voxel index in the readout is one less)",
+    "how it shows at the current thresholds, and your verdict: ✓ accepted (A), ✗ rejected (X), U clears; ✎ a note",
 )
+#: Numeric columns (right-aligned).
+NUMERIC_COLUMNS = (0, 2, 3, 4, 6)
+#: Rows the table shows without scrolling, at least.
+MIN_VISIBLE_ROWS = 10
+ROW_HEIGHT_PX = 22
 #: Role holding the numeric sort key of a cell.
 SORT_ROLE = Qt.ItemDataRole.UserRole
 #: Role holding the candidate id of a row (any column).
@@ -51,28 +61,54 @@ def finding_class_text(finding: Finding) -> str:
     return "malignant" if finding.malignant else "nodule"
 
 
-def finding_row(finding: Finding, axial: PlaneLayout | None) -> tuple[str, ...]:
-    """The table's text cells of one finding (slice numbers are 1-based axial images).
+def slice_number(finding: Finding, axial: PlaneLayout | None) -> int | None:
+    """The axial slice of a finding's centre as the view numbers it (1-based), or None without a layout."""
+    if axial is None:
+        return None
+    return int(round(float(finding.candidate.center_irc[axial.slice_axis]))) + 1
 
-    Positions are rounded to whole mm (the tooltip and the exports keep the
-    decimals). The last cell is the class at the current thresholds followed
-    by the reader's verdict: ``"malignant ✓"`` accepted, ``"nodule ✗"`` rejected.
+
+def finding_row(finding: Finding, axial: PlaneLayout | None) -> tuple[str, ...]:
+    """The table's text cells of one finding (slice numbers are 1-based axial images, as on the view).
+
+    Positions are in LPS mm to 0.1 mm. The last cell is the class at the current
+    thresholds followed by the reader's verdict: ``"malignant ✓"`` accepted,
+    ``"nodule ✗"`` rejected, and ``✎`` when it has a note.
     """
     c = finding.candidate
     x, y, z = (float(v) for v in c.center_xyz)
-    slice_text = ""
-    if axial is not None:
-        slice_text = str(int(round(float(c.center_irc[axial.slice_axis]))) + 1)
-    review = {Mark.ACCEPTED: " ✓", Mark.REJECTED: " ✗"}.get(finding.mark, "")
+    number = slice_number(finding, axial)
+    review = {Mark.ACCEPTED: " ✓", Mark.REJECTED: " ✗"}.get(finding.mark, "")  # type: ignore[arg-type]
     return (
-        str(finding.id),
+        str(finding.number or finding.id),
+        finding.location,
         f"{float(c.p_nodule):.2f}",
         f"{float(c.p_malignant):.2f}",
         f"{float(c.diameter_mm):.1f}",
-        f"{x:.0f}, {y:.0f}, {z:.0f}",
-        slice_text,
-        finding_class_text(finding) + review,
+        f"{x:.1f}, {y:.1f}, {z:.1f}",
+        "" if number is None else str(number),
+        finding_class_text(finding) + review + (" ✎" if finding.note else ""),
     )
+
+
+def finding_tooltip(finding: Finding, axial: PlaneLayout | None) -> str:
+    """A row's tooltip: position, slice and voxel index, size, fragments, verdict and note."""
+    c = finding.candidate
+    x, y, z = (float(v) for v in c.center_xyz)
+    verdict = {Mark.ACCEPTED: "accepted", Mark.REJECTED: "rejected"}.get(finding.mark, "not reviewed")  # type: ignore[arg-type]
+    number = slice_number(finding, axial)
+    where = "" if number is None or axial is None else f"slice {number} / {axial.n_slices} (index {number - 1}); "
+    lines = [
+        f"#{finding.number} ({finding.location or 'location unknown'}): LPS x {x:.1f}, y {y:.1f}, z {z:.1f} mm; "
+        f"{where}{c.voxel_count} voxels; {verdict}. Click or Enter to go there.",
+    ]
+    if finding.fragments:
+        parts = ", ".join(f"{float(f.diameter_mm):.1f} mm (p {float(f.p_nodule):.2f})" for f in finding.fragments)
+        lines.append(f"One lesion with {len(finding.fragments)} smaller piece{'s' if len(finding.fragments) != 1 else ''} "
+                     f"inside its radius, not listed as rows: {parts}.")
+    if finding.note:
+        lines.append(f"Note: {finding.note}")
+    return "\n".join(lines)
 
 
 class FindingsTableModel(QAbstractTableModel):
@@ -117,22 +153,18 @@ class FindingsTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_key(finding, column)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter) if column in (0, 1, 2, 3, 5) else None
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter) if column in NUMERIC_COLUMNS else None
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._colour(finding, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            x, y, z = (float(v) for v in finding.candidate.center_xyz)
-            verdict = {Mark.ACCEPTED: "accepted", Mark.REJECTED: "rejected"}.get(finding.mark, "not reviewed")
-            return (
-                f"candidate {finding.id}: LPS x {x:.1f}, y {y:.1f}, z {z:.1f} mm; "
-                f"{finding.candidate.voxel_count} voxels; {verdict}. Click or Enter to go there."
-            )
+            return finding_tooltip(finding, self._axial)
         return None
 
     def _sort_key(self, finding: Finding, column: int) -> Any:
         c = finding.candidate
         keys: tuple[Callable[[], Any], ...] = (
-            lambda: finding.id,
+            lambda: finding.number,
+            lambda: finding.location,
             lambda: float(c.p_nodule),
             lambda: float(c.p_malignant),
             lambda: float(c.diameter_mm),
@@ -146,9 +178,9 @@ class FindingsTableModel(QAbstractTableModel):
     def _colour(self, finding: Finding, column: int) -> QBrush | None:
         if finding.mark == Mark.REJECTED:
             return QBrush(QColor(*REJECTED_RGB))
-        if column == 6 and finding.mark == Mark.ACCEPTED:
+        if column == 7 and finding.mark == Mark.ACCEPTED:
             return QBrush(QColor(*ACCEPTED_RGB))
-        if column in (0, 6):
+        if column in (0, 7):
             rgb = MALIGNANT_RGB if finding.malignant else NODULE_RGB
             alpha = 170 if finding.klass == FindingClass.NEAR_MISS else 255
             return QBrush(QColor(*rgb, alpha))
@@ -192,16 +224,20 @@ class FindingsPanel(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        self.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT_PX)
+        self.table.verticalHeader().setMinimumSectionSize(ROW_HEIGHT_PX)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        header.setMinimumSectionSize(36)
+        # ten rows and the header stay visible however the docks are arranged
+        self.table.setMinimumHeight(MIN_VISIBLE_ROWS * ROW_HEIGHT_PX + header.sizeHint().height() + 4)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
         self.table.clicked.connect(self._jump_to_row)
         self.table.activated.connect(self._jump_to_row)
@@ -221,11 +257,16 @@ class FindingsPanel(QWidget):
         review = QHBoxLayout()
         for button in (self.prev_button, self.next_button, self.accept_button, self.reject_button):
             review.addWidget(button)
+        self.note = QLineEdit()
+        self.note.setPlaceholderText("Note on the selected finding (Enter to keep)")
+        self.note.setToolTip("A free-text note on the selected finding, kept with the series' review")
+        self.note.setClearButtonEnabled(True)
+        self.note.editingFinished.connect(self._note_edited)
 
         self.export_buttons = {}
         export = QHBoxLayout()
         export.addWidget(QLabel("Export:"))
-        for kind, text in (("csv", "LUNA16 CSV"), ("json", "JSON"), ("png", "PNG snapshot")):
+        for kind, text in (("pdf", "Report (PDF)"), ("csv", "LUNA16 CSV"), ("json", "JSON"), ("png", "PNG")):
             button = QPushButton(text)
             button.clicked.connect(lambda _checked=False, k=kind: self.export_requested.emit(k))
             self.export_buttons[kind] = button
@@ -236,6 +277,7 @@ class FindingsPanel(QWidget):
         box.addWidget(self.counts)
         box.addWidget(self.table, 1)
         box.addLayout(review)
+        box.addWidget(self.note)
         box.addLayout(export)
 
     # --- state → panel --------------------------------------------------------------
@@ -257,21 +299,14 @@ class FindingsPanel(QWidget):
         elif result is None:
             self.counts.setText("No detection yet." if self.state.volume is not None else "No series open.")
         else:
-            accepted = sum(1 for f in fs.findings if f.mark == Mark.ACCEPTED)
-            rejected = sum(1 for f in fs.findings if f.mark == Mark.REJECTED)
-            review = f" · reviewed: {accepted} accepted, {rejected} rejected" if accepted or rejected else ""
-            self.counts.setText(
-                f"{fs.n_nodules} nodule{'s' if fs.n_nodules != 1 else ''} "
-                f"({fs.n_malignant} malignant) · {fs.n_near_misses} near miss{'es' if fs.n_near_misses != 1 else ''}"
-                f" · {fs.n_candidates} candidates{review}"
-            )
+            self.counts.setText(counts_text(fs, self.state.thresholds))
         has = bool(fs.findings) and not hidden
         for button in (self.prev_button, self.next_button):
             button.setEnabled(has)
         for button in self.export_buttons.values():
             button.setEnabled(self.state.volume is not None)
-        self.export_buttons["csv"].setEnabled(result is not None)
-        self.export_buttons["json"].setEnabled(result is not None)
+        for kind in ("csv", "json", "pdf"):
+            self.export_buttons[kind].setEnabled(result is not None)
         self._on_selection()
 
     def _on_selection(self) -> None:
@@ -279,6 +314,10 @@ class FindingsPanel(QWidget):
         usable = selected is not None and not self.state.hide_cad
         self.accept_button.setEnabled(usable)
         self.reject_button.setEnabled(usable)
+        self.note.setEnabled(usable)
+        finding = self.state.findings.by_id(selected) if usable else None
+        if not self.note.hasFocus() or finding is None:
+            self.note.setText("" if finding is None else finding.note)
         self._syncing = True
         try:
             row = self.row_of(selected) if selected is not None else -1
@@ -316,7 +355,33 @@ class FindingsPanel(QWidget):
         """Select the next (+1) or previous (-1) finding in table order and jump to it."""
         self.state.step_selection(step, self.ids_in_view_order())
 
+    def _note_edited(self) -> None:
+        if self.state.selected_id is not None and self.note.isEnabled():
+            self.state.set_note(self.state.selected_id, self.note.text())
+
     def mark_selected(self, mark: Mark | None) -> None:
         """Accept, reject (or clear, with None) the selected finding."""
         if self.state.selected_id is not None:
             self.state.set_mark(self.state.selected_id, mark)
+
+
+def counts_text(fs: FindingSet, thresholds: Thresholds) -> str:
+    """The header above the table: CAD candidates at the thresholds, never a diagnosis.
+
+    For example ``"3 CAD candidates ≥ 0.50 · 1 with p(malignant) ≥ 0.50 · 2 near misses · 21 in all"``,
+    then the fragments folded into lesions and the review so far.
+    """
+    n, near = fs.n_nodules, fs.n_near_misses
+    parts = [
+        f"{n} CAD candidate{'s' if n != 1 else ''} ≥ {thresholds.nodule:.2f}",
+        f"{fs.n_malignant} with p(malignant) ≥ {thresholds.malignancy:.2f}",
+        f"{near} near miss{'es' if near != 1 else ''}",
+        f"{fs.n_candidates} in all",
+    ]
+    if fs.n_fragments:
+        parts.append(f"{fs.n_fragments} piece{'s' if fs.n_fragments != 1 else ''} merged into lesions")
+    accepted = sum(1 for f in fs.findings if f.mark == Mark.ACCEPTED)
+    rejected = sum(1 for f in fs.findings if f.mark == Mark.REJECTED)
+    if accepted or rejected:
+        parts.append(f"reviewed: {accepted} accepted, {rejected} rejected")
+    return " · ".join(parts)

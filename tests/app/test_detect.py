@@ -43,11 +43,15 @@ def test_detect_runs_off_the_gui_thread_and_fills_the_table(qtbot, window, write
     assert {"segmentation", "grouping", "classification", "malignancy"} <= set(stages)
     rows = _table(window)
     assert [r[0] for r in rows] == ["1", "2", "3"]  # 4 is below the near-miss band
-    assert rows[0][1:4] == ["0.95", "0.85", "10.0"] and rows[0][5] == "13" and rows[0][6] == "malignant"
-    assert rows[2][6] == "near miss, malig."
+    assert rows[0][2:5] == ["0.95", "0.85", "10.0"] and rows[0][6] == "13" and rows[0][7] == "malignant"
+    assert rows[2][7] == "near miss, malig."
     c = window.state.result.candidates[0]
-    assert rows[0][4] == ", ".join(f"{v:.0f}" for v in c.center_xyz)
-    assert window.findings_panel.counts.text().startswith("2 nodules (1 malignant) · 1 near miss · 4 candidates")
+    assert rows[0][5] == ", ".join(f"{v:.1f}" for v in c.center_xyz)  # LPS to 0.1 mm
+    assert rows[0][1] in {"R upper", "R middle", "R lower", "L upper", "L middle", "L lower"}
+    assert window.findings_panel.counts.text().startswith(
+        "2 CAD candidates ≥ 0.50 · 1 with p(malignant) ≥ 0.50 · 1 near miss · 4 in all"
+    )
+    assert "nodule" not in window.findings_panel.counts.text()
     assert window.detection_panel.disclaimer.text() == DEMO_DISCLAIMER
     assert "on cpu" in window.detection_panel.stage.text()
 
@@ -93,7 +97,7 @@ def test_row_click_moves_all_views(qtbot, detected) -> None:
 
 
 def test_next_and_previous_follow_the_table_order(qtbot, detected) -> None:
-    detected.findings_panel.table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # by diameter: 3, 2, 1
+    detected.findings_panel.table.sortByColumn(4, Qt.SortOrder.AscendingOrder)  # by diameter: 3, 2, 1
     detected.actions_["next"].trigger()
     assert detected.state.selected_id == 3
     detected.actions_["next"].trigger()
@@ -139,12 +143,12 @@ def test_thresholds_filter_without_rerunning_detection(qtbot, detected, fake_det
     assert len(_markers(axial)) == 1
     panel.nodule_slider.slider.setValue(80)  # candidate 2 (0.70) becomes a near miss, 3 (0.40) drops out
     assert [r[0] for r in _table(detected)] == ["1", "2"]
-    assert detected.findings_panel.counts.text().startswith("1 nodule (1 malignant) · 1 near miss")
+    assert detected.findings_panel.counts.text().startswith("1 CAD candidate ≥ 0.80 · 1 with p(malignant) ≥ 0.50 · 1 near miss")
     assert axial.markers.data["pen"][0].style() == Qt.PenStyle.DashLine
     panel.band_slider.slider.setValue(0)  # no near misses
     assert [r[0] for r in _table(detected)] == ["1"] and _markers(axial) == []
     panel.malignancy_slider.slider.setValue(90)
-    assert _table(detected)[0][6] == "nodule"
+    assert _table(detected)[0][7] == "nodule"
     panel.nodule_slider.slider.setValue(3)
     panel.band_slider.slider.setValue(20)
     assert len(_table(detected)) == 4
@@ -159,7 +163,7 @@ def test_sensitivity_regroups_from_stored_probabilities(qtbot, detected, fake_de
     assert fake_detector.regroup_calls == [GroupingSettings(seg_threshold=0.8)] and fake_detector.detect_calls == 1
     assert fake_detector.threads[-1] != threading.get_ident()
     assert detected.state.seg_threshold == pytest.approx(0.8)
-    assert [r[0] for r in _table(detected)] == ["100", "101", "102"]
+    assert [r[0] for r in _table(detected)] == ["1", "2", "3"]  # display numbers; the ids are 100…
     assert detected.state.marks == {100: Mark.ACCEPTED}  # the mark followed its nodule
     assert "Re-grouped" in detected.detection_panel.stage.text()
 
@@ -179,7 +183,7 @@ def test_hide_cad_hides_all_marks(qtbot, detected) -> None:
     assert not detected.findings_panel.accept_button.isEnabled()
     detected.detection_panel.hide_cad.setChecked(False)
     assert len(_markers(axial)) == 1 and axial.overlay.isVisible()
-    assert detected.findings_panel.table.isVisible() and detected.findings_panel.counts.text().startswith("2 nodules")
+    assert detected.findings_panel.table.isVisible() and detected.findings_panel.counts.text().startswith("2 CAD candidates")
 
 
 def test_overlay_mode_and_opacity(qtbot, detected) -> None:
@@ -207,10 +211,10 @@ def test_accept_and_reject(qtbot, detected) -> None:
     detected.findings_panel.accept_button.click()
     assert detected.state.marks == {1: Mark.ACCEPTED}
     row = detected.findings_panel.row_of(1)
-    assert _table(detected)[row][6] == "malignant ✓"
+    assert _table(detected)[row][7] == "malignant ✓"
     assert axial.labels[0].toPlainText() == "1 ✓"
     detected.actions_["reject"].trigger()
-    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][6] == "malignant ✗"
+    assert detected.state.marks == {1: Mark.REJECTED} and _table(detected)[row][7] == "malignant ✗"
     assert axial.markers.data["pen"][0].style() == Qt.PenStyle.DotLine
     assert "1 rejected" in detected.findings_panel.counts.text()
     detected.actions_["clear_mark"].trigger()
