@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from engine.detection.result import threshold_level
+from engine.detection.result import PROBABILITY_LEVELS, threshold_level
 from engine.detection.runtime import tensor_view
 from engine.detection.settings import GroupingSettings
 
@@ -161,9 +161,16 @@ def measure_components(
 
 
 def group_components(
-    levels: np.ndarray | torch.Tensor, hu: np.ndarray, grouping: GroupingSettings | None = None
+    levels: np.ndarray | torch.Tensor,
+    hu: np.ndarray,
+    grouping: GroupingSettings | None = None,
+    spacing_irc: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> Components:
     """Threshold, erode, label and measure: the candidates of a segmentation.
+
+    With ``grouping.method == "peaks"`` the thresholded voxels go, without
+    erosion, to :func:`engine.detection.candidates.group_peaks` instead (split,
+    core-centred, fragments merged; HU is not used).
 
     Args:
         levels: ``uint8 (I, R, C)`` probability levels (``round(255·p)``), numpy or
@@ -173,6 +180,7 @@ def group_components(
         grouping: Threshold (voxels with ``p > seg_threshold``) and erosion
             (one of :data:`~engine.detection.settings.EROSIONS`); default:
             :class:`~engine.detection.settings.GroupingSettings` ``()`` (0.5, ``3d``, SPEC §4).
+        spacing_irc: Voxel size (index, row, col) in mm, for the ``peaks`` method's distances.
 
     Returns:
         All components (possibly none).
@@ -187,13 +195,18 @@ def group_components(
         return Components.empty()
     window = tuple(slice(lo, hi) for lo, hi in box)
     sub_t = mask[window]
+    offset = np.array([lo for lo, _ in box], dtype=np.int64)
+    if grouping.method == "peaks":
+        from engine.detection.candidates import group_peaks  # imports grouping: not at module level
+
+        probability = tensor[window].cpu().numpy().astype(np.float32) / np.float32(PROBABILITY_LEVELS)
+        return group_peaks(sub_t.cpu().numpy(), probability, offset, spacing_irc, grouping)
     eroded_t = sub_t if erosion == "none" else erode_cross(sub_t, in_plane=erosion == "in-plane")
     if not bool(eroded_t.any()):
         return Components.empty()
     sub, eroded = sub_t.cpu().numpy(), eroded_t.cpu().numpy()
     labels, count = label_components(eroded)
     grown = grow_labels(labels, sub)
-    offset = np.array([lo for lo, _ in box], dtype=np.int64)
     return measure_components(labels, grown, count, hu[window], offset)
 
 

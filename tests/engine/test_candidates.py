@@ -1,0 +1,108 @@
+"""The ``peaks`` grouping on closed-form masks: split merged blobs, merge fragments, keep thin nodules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from engine.detection.grouping import group_components
+from engine.detection.settings import GroupingSettings
+
+PEAKS = GroupingSettings(method="peaks")
+
+
+def _levels(mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, 255, 0).astype(np.uint8)
+
+
+def _ball(shape, center, radius) -> np.ndarray:
+    i, r, c = np.indices(shape)
+    return (i - center[0]) ** 2 + (r - center[1]) ** 2 + (c - center[2]) ** 2 <= radius**2
+
+
+def test_a_nodule_touching_a_vessel_is_split_and_centred_on_the_sphere():
+    shape = (30, 40, 64)
+    i, r, c = np.indices(shape)
+    sphere = _ball(shape, (15, 20, 20), 5.5)
+    vessel = ((i - 15) ** 2 + (r - 21) ** 2 <= 2.2**2) & (c >= 24) & (c < 62)  # touches the sphere at c = 24
+    mask = sphere | vessel
+    hu = np.zeros(shape, np.int16)
+    book = group_components(_levels(mask), hu)
+    assert len(book) == 1 and np.abs(book.centers_irc[0] - [15, 20, 20]).max() > 4  # centre pulled into the vessel
+    comps = group_components(_levels(mask), hu, PEAKS)
+    assert len(comps) >= 2
+    distance = np.linalg.norm(comps.centers_irc - [15, 20, 20], axis=1)
+    assert distance.min() <= 1.0
+    nodule = int(np.argmin(distance))
+    assert np.sort(distance)[1] >= 5.0, "one candidate per lesion"
+    assert comps.voxel_counts.sum() == mask.sum(), "every thresholded voxel belongs to a candidate"
+    assert comps.voxel_counts[nodule] >= 0.9 * sphere.sum()
+
+
+def test_two_fragments_of_one_lesion_become_one_finding():
+    shape = (24, 32, 32)
+    lesion = _ball(shape, (12, 16, 16), 6.0)
+    i, _, _ = np.indices(shape)
+    mask = lesion & (i != 15)  # the segmentation missed one slice: the lesion's cap is a separate fragment
+    hu = np.zeros(shape, np.int16)
+    assert len(group_components(_levels(mask), hu, GroupingSettings(erosion="none"))) == 2
+    comps = group_components(_levels(mask), hu, PEAKS)
+    assert len(comps) == 1
+    # the centre is the larger fragment's core, inside the lesion (radius 6), not between the two
+    assert np.linalg.norm(comps.centers_irc[0] - [12, 16, 16]) < 2.5
+    assert comps.voxel_counts[0] == mask.sum()
+    assert_array_equal(comps.bbox_lo[0], [6, 10, 10])
+    assert_array_equal(comps.bbox_hi[0], [19, 23, 23])
+
+
+def test_two_lesions_further_apart_than_the_merge_distance_stay_apart():
+    shape = (16, 24, 48)
+    mask = _ball(shape, (8, 12, 10), 3.0) | _ball(shape, (8, 12, 30), 3.0)
+    comps = group_components(_levels(mask), np.zeros(shape, np.int16), PEAKS)
+    assert_allclose(comps.centers_irc, [[8, 12, 10], [8, 12, 30]], atol=1e-9)
+    merged = group_components(_levels(mask), np.zeros(shape, np.int16), GroupingSettings(method="peaks", merge_mm=25))
+    assert len(merged) == 1
+
+
+def test_a_two_slice_nodule_survives_and_a_speck_does_not():
+    shape = (12, 20, 20)
+    mask = np.zeros(shape, bool)
+    mask[5:7, 6:11, 6:11] = True  # 5×5 voxels on two slices of 2.5 mm
+    mask[1, 1, 1] = True  # a speck
+    hu = np.zeros(shape, np.int16)
+    spacing = (2.5, 0.7, 0.7)
+    assert len(group_components(_levels(mask), hu)) == 0  # the book's 3D cross deletes it
+    comps = group_components(_levels(mask), hu, PEAKS, spacing)
+    assert len(comps) == 1
+    assert_allclose(comps.centers_irc, [[5.5, 8.0, 8.0]])
+    assert comps.voxel_counts[0] == 50
+
+
+def test_the_centre_is_probability_weighted():
+    shape = (9, 9, 9)
+    levels = np.zeros(shape, np.uint8)
+    levels[4, 4, 3:6] = [200, 255, 255]
+    comps = group_components(levels, np.zeros(shape, np.int16), GroupingSettings(method="peaks", min_diameter_mm=0))
+    expected = (3 * 200 + 4 * 255 + 5 * 255) / (200 + 2 * 255)
+    assert_allclose(comps.centers_irc, [[4, 4, expected]])
+
+
+def test_the_components_method_is_the_default_and_unchanged():
+    rng = np.random.default_rng(3)
+    shape = (20, 30, 30)
+    levels = (rng.random(shape) * 255).astype(np.uint8)
+    hu = rng.integers(-1000, 400, size=shape).astype(np.int16)
+    default = group_components(levels, hu)
+    explicit = group_components(levels, hu, GroupingSettings(method="components", merge_mm=9.0), (2.5, 0.7, 0.7))
+    for name in ("centers_irc", "voxel_counts", "bbox_lo", "bbox_hi"):
+        assert_array_equal(getattr(default, name), getattr(explicit, name))
+
+
+def test_settings_check_the_new_fields():
+    assert GroupingSettings().describe() == "threshold 0.50, erosion 3d"
+    assert PEAKS.describe() == "threshold 0.50, erosion 3d, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    assert GroupingSettings(merge_mm=7).non_defaults() == {"merge_mm": 7.0}
+    for bad in ({"method": "watershed"}, {"merge_mm": 0}, {"smooth_mm": -1}, {"min_diameter_mm": float("nan")}):
+        with pytest.raises(ValueError):
+            GroupingSettings(**bad)
