@@ -102,6 +102,18 @@ class AppSettings:
         """Remember the display thresholds."""
         self._q.setValue("display/thresholds", json.dumps({k: float(v) for k, v in values.items()}))
 
+    def finding_fov_mm(self) -> float:
+        """Field of view (mm, 20–300) the views zoom to when going to a finding; 60 by default."""
+        try:
+            value = float(self._q.value("display/finding_fov_mm", 60.0))
+        except (TypeError, ValueError):
+            return 60.0  # a hand-edited, broken entry
+        return min(300.0, max(20.0, value)) if value == value else 60.0
+
+    def set_finding_fov_mm(self, mm: float) -> None:
+        """Remember the go-to-finding field of view."""
+        self._q.setValue("display/finding_fov_mm", float(mm))
+
     # --- models -----------------------------------------------------------------
     def last_models(self) -> dict[str, str]:
         """The checkpoints chosen for Detect (Models menu), by role.

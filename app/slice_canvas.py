@@ -1,10 +1,12 @@
 """The drawing surface of a slice view: mouse handling (``SliceViewBox``) and edge labels (``SliceCanvas``).
 
 The view box turns the mouse into what a radiologist expects: left click/drag
-moves the crosshair, right-drag changes window/level (horizontal = width,
-vertical = level), middle-drag pans, the wheel scrolls slices and Ctrl+wheel
-zooms. The canvas pins the orientation letters, the slice info, the window
-text and a placeholder to its edges and passes keys and mouse-leave to the
+moves the crosshair (with the ruler tool on: draws a measurement, and a click
+selects one), right-drag changes window/level (horizontal = width, vertical =
+level), middle-drag pans, the wheel scrolls slices and Ctrl+wheel zooms. The
+canvas pins the orientation letters, the slice info, the window text, a scale
+bar and a placeholder to its edges — text on a dark backing, so it stays
+legible on bright lung-window pixels — and passes keys and mouse-leave to the
 :class:`~app.slice_view.SliceView` that owns it.
 """
 
@@ -18,6 +20,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QLabel
 
 from app.theme import VIEW_BACKGROUND
+from app.view_overlays import ScaleBar, image_text_style
 
 if TYPE_CHECKING:
     from app.slice_view import SliceView
@@ -52,14 +55,21 @@ class SliceViewBox(pg.ViewBox):
             self._view.drag_window(ev.isStart(), float(delta.x()), float(delta.y()))
         elif button == Qt.MouseButton.LeftButton:
             ev.accept()
-            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+            if self._view.state.measure_mode:
+                start = self.mapSceneToView(ev.buttonDownScenePos(button))
+                self._view.drag_ruler(start, self.mapSceneToView(ev.scenePos()), ev.isFinish())
+            else:
+                self._view.point_at(self.mapSceneToView(ev.scenePos()))
         else:
             ev.ignore()
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 — Qt override
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
-            self._view.point_at(self.mapSceneToView(ev.scenePos()))
+            if self._view.state.measure_mode:
+                self._view.pick_measurement(self.mapSceneToView(ev.scenePos()))
+            else:
+                self._view.point_at(self.mapSceneToView(ev.scenePos()))
         else:
             ev.ignore()
 
@@ -78,9 +88,7 @@ class SliceCanvas(pg.GraphicsView):
             lab = QLabel(self)
             lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
             lab.setAlignment(align)
-            size = 15 if big else 11
-            weight = "bold" if big else "normal"
-            lab.setStyleSheet(f"color: #f0f0f0; background: transparent; font-size: {size}px; font-weight: {weight};")
+            lab.setStyleSheet(image_text_style(16 if big else 12, bold=big))
             return lab
 
         left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
@@ -95,19 +103,37 @@ class SliceCanvas(pg.GraphicsView):
         self.window_text = label(left | Qt.AlignmentFlag.AlignBottom)
         self.placeholder = label(hcenter | vcenter)
         self.placeholder.setStyleSheet("color: #8a8f98; background: transparent; font-size: 13px;")
+        self.scale_bar = ScaleBar(self)
+        for lab in (*self.letters.values(), self.info, self.window_text):
+            lab.hide()  # shown by place_labels once they have text (an empty backing is a stray dark box)
+
+    def place_labels(self) -> None:
+        """Fit each edge label to its text and pin it to its edge (empty ones are hidden)."""
+        w, h, m = self.width(), self.height(), 6
+        for name, lab in (*self.letters.items(), ("info", self.info), ("window", self.window_text)):
+            if not lab.text():
+                lab.hide()
+                continue
+            lab.adjustSize()
+            lw, lh = lab.width(), lab.height()
+            x, y = {
+                "left": (m, (h - lh) // 2),
+                "right": (w - lw - m, (h - lh) // 2),
+                "top": ((w - lw) // 2, m),
+                "bottom": ((w - lw) // 2, h - lh - m),
+                "info": (m, m),
+                "window": (m, h - lh - m),
+            }[name]
+            lab.move(x, y)
+            lab.show()
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(ev)
         if not hasattr(self, "placeholder"):  # pyqtgraph resizes once inside its own __init__
             return
-        w, h, m = self.width(), self.height(), 6
-        self.letters["left"].setGeometry(m, 0, 30, h)
-        self.letters["right"].setGeometry(w - 30 - m, 0, 30, h)
-        self.letters["top"].setGeometry(0, m, w, 22)
-        self.letters["bottom"].setGeometry(0, h - 22 - m, w, 22)
-        self.info.setGeometry(m, m, max(10, w // 2), 36)
-        self.window_text.setGeometry(m, h - 40 - m, max(10, w // 2), 40)
-        self.placeholder.setGeometry(0, 0, w, h)
+        self.placeholder.setGeometry(0, 0, self.width(), self.height())
+        self.scale_bar.setGeometry(0, 0, self.width(), self.height())
+        self.place_labels()
 
     def leaveEvent(self, ev) -> None:  # noqa: N802 — Qt override
         super().leaveEvent(ev)

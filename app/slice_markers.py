@@ -1,9 +1,11 @@
 """The findings drawn on one slice view: a circle per finding and its number, stacked where they would overprint.
 
 A circle is drawn on every slice a finding spans (``ScatterPlotItem`` with
-``pxMode=False``, sized in screen mm), solid for nodules, dashed and dimmer
-for near misses, dotted grey once rejected, thicker when selected; red when
-malignant. The numbers go next to their circles; labels that would overprint
+``pxMode=False``, sized in screen mm): solid yellow for nodules, red when
+malignant, dashed violet for near misses (another colour *and* another line),
+dotted grey once rejected, thicker when selected. On a slab, every finding the
+slab cuts is drawn, sized for its nearest slice in the slab. The numbers go
+next to their circles in bold on a dark backing; labels that would overprint
 are stacked into one (:func:`app.marker_labels.stack_labels`), the selected or
 most likely finding first, and are laid out again when the zoom changes.
 """
@@ -17,10 +19,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
 
-from app.findings import Finding, FindingClass, Mark, PlaneMarkers, plane_markers
+from app.findings import Finding, FindingClass, Mark, PlaneMarkers, marker_radius_mm, plane_markers
 from app.marker_labels import stack_labels
 from app.planes import PlaneLayout
 from app.theme import MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
+from app.view_overlays import LABEL_BACKING_RGBA, NEAR_MISS_RGB, label_font
 
 #: Most finding numbers drawn next to markers on one slice.
 MAX_LABELS = 24
@@ -39,9 +42,11 @@ class MarkerLayer:
         self._mm_per_px = mm_per_px
         self.scatter = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(None), antialias=True)
         self.scatter.setZValue(3)
-        self.labels = [pg.TextItem(anchor=(0.0, 1.0)) for _ in range(MAX_LABELS)]
+        self.labels = [pg.TextItem(anchor=(0.0, 1.0), fill=pg.mkBrush(*LABEL_BACKING_RGBA)) for _ in range(MAX_LABELS)]
         viewbox.addItem(self.scatter)
+        font = label_font(10.0)
         for label in self.labels:
+            label.setFont(font)
             viewbox.addItem(label)
             label.setZValue(4)
             label.hide()
@@ -64,8 +69,10 @@ class MarkerLayer:
         self._shown = None
         self.place_labels()
 
-    def show_slice(self, slice_index: int, selected_id: int | None, hidden: bool) -> None:
-        """Draw the findings that span slice ``slice_index`` (nothing when ``hidden``)."""
+    def show_slice(
+        self, slice_index: int, selected_id: int | None, hidden: bool, span: tuple[int, int] | None = None
+    ) -> None:
+        """Draw the findings that span slice ``slice_index``, or cut the slab ``span`` (nothing when ``hidden``)."""
         pm = self.plane_markers
         self._selected = selected_id
         if pm is None or slice_index < 0 or hidden or len(pm.index) == 0:
@@ -73,7 +80,7 @@ class MarkerLayer:
             self._shown = None
             self.place_labels()
             return
-        hit, radius = pm.on_slice(slice_index)
+        hit, radius = pm.on_slice(slice_index) if span is None else self._on_slab(pm, span)
         findings = [self.findings[k] for k in hit]
         pens = [self.pen(f, f.id == selected_id) for f in findings]
         self.scatter.setData(x=pm.u_mm[hit], y=pm.v_mm[hit], size=2.0 * radius, pen=pens, brush=pg.mkBrush(None))
@@ -81,6 +88,15 @@ class MarkerLayer:
         v = pm.v_mm[hit] - 0.72 * radius
         self._shown = (u, v, findings, pens)
         self.place_labels()
+
+    @staticmethod
+    def _on_slab(pm: PlaneMarkers, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Markers of the findings whose slices meet the slab, sized for the slab slice nearest their centre."""
+        lo, hi = span
+        hit = np.flatnonzero((pm.first <= hi) & (lo <= pm.last))
+        nearest = np.clip(pm.center_slice[hit], lo, hi)
+        distance = np.abs(nearest - pm.center_slice[hit]) * pm.spacing_slice
+        return hit, marker_radius_mm(pm.radius_mm[hit], distance)
 
     def boxes_on_slice(self, slice_index: int, layout: PlaneLayout | None) -> list[tuple[int, int, int, int]]:
         """``(v0, v1, u0, u1)`` array ranges of the findings drawn on slice ``slice_index``."""
@@ -104,9 +120,10 @@ class MarkerLayer:
         key = (near, finding.malignant, rejected, selected)
         pen = self._pens.get(key)
         if pen is None:
-            rgb = REJECTED_RGB if rejected else (MALIGNANT_RGB if finding.malignant else NODULE_RGB)
-            alpha = 150 if (near or rejected) else 255
-            width = 3.0 if selected else (1.5 if near or rejected else 2.0)
+            rgb = REJECTED_RGB if rejected else (
+                NEAR_MISS_RGB if near else (MALIGNANT_RGB if finding.malignant else NODULE_RGB))
+            alpha = 170 if rejected else (220 if near else 255)
+            width = 3.5 if selected else (2.0 if near or rejected else 2.5)
             pen = pg.mkPen(QColor(*rgb, alpha), width=width)
             if rejected:
                 pen.setStyle(Qt.PenStyle.DotLine)

@@ -10,13 +10,21 @@ its slice axis, its grey levels are the state's window. It draws, in screen mm
   lookup table;
 * a circle and the number of each finding on every slice it spans
   (:mod:`app.slice_markers`);
-* the crosshair, with a gap so it does not cover what it points at;
-* orientation letters, slice number and position, and the current window.
+* the reader's ruler measurements on this slice (:mod:`app.measure_layer`);
+* the crosshair, with a gap so it does not cover what it points at (around a
+  selected finding: its circle);
+* orientation letters, slice number and position, the current window and a
+  scale bar, on dark backings.
+
+With the thin slab on (:mod:`app.slab`) the image is the MIP, MinIP or average
+of the slices around the crosshair and the markers of every finding the slab
+cuts are drawn. Selecting a finding zooms to ``state.finding_fov_mm`` around it.
 
 Mouse (:mod:`app.slice_canvas`): left click/drag moves the crosshair,
 right-drag changes window/level (horizontal = width, vertical = level),
-middle-drag pans, wheel scrolls slices, Ctrl+wheel zooms. Keys: Up/Down one
-slice, PgUp/PgDn ten, Home/End the ends.
+middle-drag pans, wheel scrolls slices, Ctrl+wheel zooms; with the ruler tool
+on, left-drag measures and a click selects a measurement. Keys: Up/Down one
+slice, PgUp/PgDn ten, Home/End the ends, Delete removes the selected measurement.
 """
 
 from __future__ import annotations
@@ -29,25 +37,27 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
+from app.measure_layer import MeasureLayer
 from app.overlay import keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
+from app.slab import SlabProjector
 from app.slice_canvas import SliceCanvas, SliceViewBox
 from app.slice_markers import MarkerLayer
+from app.slice_reading import SliceReadingTools
 from app.state import OverlayMode, ViewerState
 from app.theme import PLANE_RGB
 from app.windowing import drag_window
 from engine.geometry import irc_to_xyz
 
-#: Half-length, in mm, of the gap left in the crosshair around its centre.
-CROSSHAIR_GAP_MM = 10.0
 #: Slices moved by PgUp/PgDn.
 PAGE_STEP = 10
 #: Milliseconds between two cursor readouts (rate limit).
 HOVER_INTERVAL_MS = 40
+
 _PLANE_OF_PATIENT_AXIS = {0: Plane.SAGITTAL, 1: Plane.CORONAL, 2: Plane.AXIAL}
 
 
-class SliceView(QWidget):
+class SliceView(SliceReadingTools, QWidget):
     """One plane of the CT, bound to a :class:`ViewerState`.
 
     Args:
@@ -71,6 +81,8 @@ class SliceView(QWidget):
         self._overlay_slices: np.ndarray | None = None
         self._lut_key: tuple | None = None
         self._overlay_pixels: tuple | None = None
+        self._projector: SlabProjector | None = None
+        self._zoomed_to: int | None = None
         self._wl_start = state.window
         self._line_planes = (Plane.SAGITTAL, Plane.CORONAL)
         self._hover_pos: QPointF | None = None
@@ -84,8 +96,10 @@ class SliceView(QWidget):
             state.subscribe("overlay", self._on_overlay),
             state.subscribe("result", self._on_result),
             state.subscribe("findings", self._on_findings),
-            state.subscribe("selection", self._refresh_markers),
+            state.subscribe("selection", self._on_selection),
             state.subscribe("cad", self._on_cad),
+            state.subscribe("measurements", self._refresh_measurements),
+            state.subscribe("slab", self._on_slab),
         ]
         self.destroyed.connect(self._disconnect_state)
         self._on_volume()
@@ -122,8 +136,9 @@ class SliceView(QWidget):
         self.marker_layer = MarkerLayer(self.viewbox, self._mm_per_px)
         self.markers = self.marker_layer.scatter
         self.labels = self.marker_layer.labels
+        self.measure_layer = MeasureLayer(self.viewbox)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.viewbox.sigRangeChanged.connect(lambda *_: self.marker_layer.place_labels())  # zoom changes what overlaps
+        self.viewbox.sigRangeChanged.connect(self._on_range_changed)
 
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
@@ -131,6 +146,14 @@ class SliceView(QWidget):
         box.addLayout(header)
         box.addWidget(self.canvas, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def _on_range_changed(self, *_args) -> None:
+        self.marker_layer.place_labels()  # zoom changes what overlaps
+        self.canvas.scale_bar.set_mm_per_px(self._mm_per_px()[0] if self.layout_ is not None else 0.0)
+
+    def _set_text(self, label: QLabel, text: str) -> None:
+        label.setText(text)
+        self.canvas.place_labels()
 
     def _disconnect_state(self, *_args) -> None:
         for off in self._unsubscribe:
@@ -146,9 +169,12 @@ class SliceView(QWidget):
     def _on_volume(self) -> None:
         ct = self.state.volume
         self._slice = -1
+        self._zoomed_to = None
         self.marker_layer.plane_markers = None
         if ct is None:
             self.layout_ = None
+            self._projector = None
+            self.measure_layer.show((), None, -1, None, 1.0)
             self.image.clear()
             self.overlay.clear()
             self.marker_layer.clear()
@@ -161,10 +187,13 @@ class SliceView(QWidget):
             self.canvas.window_text.setText("")
             self.canvas.placeholder.setText("No series open" if self.plane != Plane.AXIAL else
                                             "No series open\nFile ▸ Open, Open DICOM folder, or drop a file here")
+            self.canvas.scale_bar.set_mm_per_px(0.0)
+            self.canvas.place_labels()
             return
         self.canvas.placeholder.setText("")
         layout = plane_layout(ct.geometry, ct.shape, self.plane)
         self.layout_ = layout
+        self._projector = SlabProjector(ct.hu, layout)
         axes = patient_axes(ct.geometry)
         self._line_planes = (_PLANE_OF_PATIENT_AXIS[axes[layout.u_axis][0]], _PLANE_OF_PATIENT_AXIS[axes[layout.v_axis][0]])
         self.cross_v.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[0].value], 150, width=1))
@@ -175,6 +204,7 @@ class SliceView(QWidget):
         self.overlay.setTransform(transform)
         for lab, text in zip(self.canvas.letters.values(), layout.letters):
             lab.setText(text)
+        self.canvas.place_labels()
         self.slider.blockSignals(True)
         self.slider.setRange(0, layout.n_slices - 1)
         self.slider.setPageStep(PAGE_STEP)
@@ -196,17 +226,22 @@ class SliceView(QWidget):
             self._slice = index
             self._show_slice()
         u, v = layout.to_screen(np.asarray(irc, dtype=np.float64))
-        w, h, g = layout.width_mm, layout.height_mm, CROSSHAIR_GAP_MM
+        w, h, g = layout.width_mm, layout.height_mm, self.crosshair_gap_mm()
         self.cross_h.setData(np.array([0.0, max(0.0, u - g), min(w, u + g), w]), np.full(4, v))
         self.cross_v.setData(np.full(4, u), np.array([0.0, max(0.0, v - g), min(h, v + g), h]))
         self._update_info()
 
     def _show_slice(self) -> None:
-        """Put the current slice's pixels, overlay and markers on screen (one slice change)."""
-        layout, ct = self.layout_, self.state.volume
-        self.image.setImage(display_slice(ct.hu, layout, self._slice), autoLevels=False, levels=self.state.window.levels)
+        """Put the current slice's (or slab's) pixels, overlay and markers on screen (one slice change)."""
+        layout, ct, slab = self.layout_, self.state.volume, self.state.slab
+        if slab.enabled and self._projector is not None:
+            pixels = self._projector.project(self._slice, slab.mode, slab.thickness_mm)
+        else:
+            pixels = display_slice(ct.hu, layout, self._slice)
+        self.image.setImage(pixels, autoLevels=False, levels=self.state.window.levels)
         self._on_overlay()
         self._refresh_markers()
+        self._refresh_measurements()
         self.slider.blockSignals(True)
         self.slider.setValue(layout.slider_value(self._slice))
         self.slider.blockSignals(False)
@@ -217,17 +252,22 @@ class SliceView(QWidget):
         xyz = irc_to_xyz(ct.geometry, self.state.crosshair)
         k = patient_axes(ct.geometry)[layout.slice_axis][0]
         name = "xyz"[k]
-        self.canvas.info.setText(
-            f"{self.plane.value.capitalize()}  {self._slice + 1}/{layout.n_slices}\n"
-            f"{name} {xyz[k]:.1f} mm · spacing {layout.spacing_slice:.2f} mm"
+        span = self.slab_range()
+        slab = "" if span is None else (
+            f"\n{self.state.slab.mode.label} slab {(span[1] - span[0] + 1) * layout.spacing_slice:.1f} mm"
+            f" (slices {span[0] + 1}–{span[1] + 1})"
         )
+        self._set_text(self.canvas.info, (
+            f"{self.plane.value.capitalize()}  {self._slice + 1}/{layout.n_slices}\n"
+            f"{name} {xyz[k]:.1f} mm · spacing {layout.spacing_slice:.2f} mm" + slab
+        ))
 
     def _on_window(self) -> None:
         if self.layout_ is None:
             return
         window = self.state.window
         self.image.setLevels(window.levels)
-        self.canvas.window_text.setText(window.label())
+        self._set_text(self.canvas.window_text, window.label())
 
     def _on_result(self) -> None:
         result = self.state.result
@@ -252,7 +292,8 @@ class SliceView(QWidget):
             self._lut_key = lut_key
             self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
         self.overlay.setOpacity(state.overlay_opacity)
-        visible = state.result is not None and mode != OverlayMode.OFF and not state.hide_cad and self._overlay_on_slice()
+        visible = (state.result is not None and mode != OverlayMode.OFF and not state.hide_cad
+                   and not state.slab.enabled and self._overlay_on_slice())  # a slice's outline would not fit a slab
         boxes = self._finding_boxes() if visible and mode == OverlayMode.FINDINGS else []
         if mode == OverlayMode.FINDINGS and not boxes:
             visible = False
@@ -289,7 +330,7 @@ class SliceView(QWidget):
         self._refresh_markers()
 
     def _refresh_markers(self) -> None:
-        self.marker_layer.show_slice(self._slice, self.state.selected_id, self.state.hide_cad)
+        self.marker_layer.show_slice(self._slice, self.state.selected_id, self.state.hide_cad, self.slab_range())
 
     def _mm_per_px(self) -> tuple[float, float]:
         """Screen mm per screen pixel along u and v (1, 1 while the view has no size yet)."""
@@ -335,6 +376,9 @@ class SliceView(QWidget):
         """Scroll keys; returns True when the key was used."""
         if self.layout_ is None:
             return False
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.state.selected_measurement is not None:
+            self.state.remove_measurement(self.state.selected_measurement)
+            return True
         steps = {
             Qt.Key.Key_Up: 1,
             Qt.Key.Key_Down: -1,

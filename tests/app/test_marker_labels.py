@@ -37,14 +37,23 @@ def test_ties_keep_input_order_and_nothing_in_gives_nothing():
 
 
 def test_crowded_markers_share_one_label_in_the_view(qtbot, make_window, write_volume):
-    specs = [((12, 24, 20), 0.95, 0.85, 8.0), ((12, 24.2, 20.2), 0.80, 0.20, 8.0), ((12, 24, 40), 0.60, 0.20, 8.0)]
+    # two small findings 4.8 mm apart (each outside the other's radius: two lesions, two numbers)
+    specs = [((12, 24, 20), 0.95, 0.85, 4.0), ((12, 24, 26), 0.80, 0.20, 4.0)]
     window = make_window(detector=FakeDetector(specs))
     open_and_wait(qtbot, window, write_volume("ct.mhd"))
     detect_and_wait(qtbot, window)
     axial = window.views[Plane.AXIAL]
     axial.go_to_slice(12)
+    from PySide6.QtCore import QRectF
+
+    axial.viewbox.setRange(QRectF(0, 0, 30, 30), padding=0)  # zoomed in: apart
     texts = sorted(label.toPlainText() for label in axial.labels if label.isVisible())
-    assert texts == ["1, 2", "3"]
-    window.state.select(2)  # the selected finding leads its stack
+    assert texts == ["1", "2"]
+    axial.viewbox.setRange(QRectF(-2000, -2000, 4000, 4000), padding=0)  # far out: one stacked label
     texts = sorted(label.toPlainText() for label in axial.labels if label.isVisible())
-    assert texts == ["2, 1", "3"]
+    assert texts == ["1, 2"]
+    second = window.state.findings.findings[1].id
+    window.state.select(second, jump=False)  # the selected finding leads its stack (selecting zooms in: zoom out again)
+    axial.viewbox.setRange(QRectF(-2000, -2000, 4000, 4000), padding=0)
+    texts = sorted(label.toPlainText() for label in axial.labels if label.isVisible())
+    assert texts == ["2, 1"]
