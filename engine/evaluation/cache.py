@@ -22,7 +22,7 @@ import numpy as np
 from engine.files import write_text_atomic
 
 #: Bump when the file layout changes; older files are then recomputed.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: segmentation probability at the annotations (annotation_seg_max, seg_threshold)
 SERIES_DIR = "series"
 
 
@@ -45,6 +45,9 @@ class SeriesDetections:
             crop classified at each annotation centre (NaN when not classified).
         annotations_classified: Whether ``annotation_p_malignant`` was computed.
         seconds: Wall time of the detection run, s.
+        annotation_seg_max: ``(T,)`` float64 highest segmentation probability within
+            each annotated nodule's radius (NaN: the detector gave no probability volume).
+        seg_threshold: The detector's segmentation threshold (NaN: unknown).
     """
 
     series_uid: str
@@ -59,6 +62,12 @@ class SeriesDetections:
     annotation_p_malignant: np.ndarray = field(repr=False)
     annotations_classified: bool = False
     seconds: float = 0.0
+    annotation_seg_max: np.ndarray | None = field(default=None, repr=False)
+    seg_threshold: float = float("nan")
+
+    def __post_init__(self) -> None:
+        if self.annotation_seg_max is None:
+            object.__setattr__(self, "annotation_seg_max", np.full(self.annotation_xyz.shape[0], np.nan))
 
     @property
     def n_candidates(self) -> int:
@@ -74,10 +83,12 @@ class SeriesDetections:
         annotation_xyz: np.ndarray,
         annotation_p_malignant: np.ndarray | None,
         seconds: float,
+        annotation_seg_max: np.ndarray | None = None,
+        seg_threshold: float = float("nan"),
     ) -> "SeriesDetections":
         """Build from engine candidates (objects with ``center_xyz``, ``center_irc``,
         ``p_nodule``, ``p_malignant``, ``diameter_mm``, ``voxel_count``; the last
-        four may be missing or ``None``)."""
+        four may be missing or ``None``); ``annotation_seg_max`` None: not recorded."""
         rows = list(candidates)
         n = len(rows)
 
@@ -106,6 +117,12 @@ class SeriesDetections:
             annotation_p_malignant=ann_p,
             annotations_classified=classified,
             seconds=float(seconds),
+            annotation_seg_max=(
+                np.full(ann.shape[0], np.nan)
+                if annotation_seg_max is None
+                else np.asarray(annotation_seg_max, dtype=np.float64).reshape(-1)
+            ),
+            seg_threshold=float(seg_threshold),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -125,6 +142,8 @@ class SeriesDetections:
             "annotations_classified": self.annotations_classified,
             "annotation_xyz": rows(self.annotation_xyz),
             "annotation_p_malignant": col(self.annotation_p_malignant),
+            "annotation_seg_max": col(self.annotation_seg_max),
+            "seg_threshold": self.seg_threshold if np.isfinite(self.seg_threshold) else None,
             "candidates": {
                 "center_xyz": rows(self.center_xyz),
                 "center_irc": rows(self.center_irc),
@@ -163,11 +182,14 @@ class SeriesDetections:
             annotation_p_malignant=col(data["annotation_p_malignant"]),
             annotations_classified=bool(data["annotations_classified"]),
             seconds=float(data["seconds"]),
+            annotation_seg_max=col(data["annotation_seg_max"]),
+            seg_threshold=float("nan") if data["seg_threshold"] is None else float(data["seg_threshold"]),
         )
         n = record.p_nodule.shape[0]
         columns = (record.center_xyz, record.center_irc, record.p_malignant, record.diameter_mm, record.voxel_count)
         lengths = {a.shape[0] for a in columns}
-        if lengths != {n} or record.annotation_xyz.shape[0] != record.annotation_p_malignant.shape[0]:
+        n_ann = record.annotation_xyz.shape[0]
+        if lengths != {n} or {record.annotation_p_malignant.shape[0], record.annotation_seg_max.shape[0]} != {n_ann}:
             raise ValueError("columns of different lengths")
         return record
 

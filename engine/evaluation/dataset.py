@@ -30,6 +30,15 @@ import numpy as np
 from engine.io.volume import CtVolume
 from engine.errors import CancelledError, DatasetError
 from engine.evaluation.cache import SeriesDetections, load_series, save_series
+from engine.evaluation.stages import (
+    NoduleStage,
+    StageSummary,
+    attributes_for,
+    max_probability_within,
+    nodule_stages,
+    read_attributes,
+    summarize_stages,
+)
 from engine.files import atomic_open
 from engine.luna import Annotation, LunaIndex
 from engine.metrics.confusion import ConfusionTable, confusion_counts
@@ -148,6 +157,8 @@ class EvaluationResult:
         has_malignancy_model: Whether the candidates carried ``p_malignant``.
         submission_csv: The LUNA16 submission file written.
         notes: Things the user should know (stale caches recomputed, fallbacks).
+        stages: Where the nodules were lost (segmentation, grouping, classification) and
+            the sensitivity by size, kind and location (:mod:`engine.evaluation.stages`).
     """
 
     settings: EvaluationSettings
@@ -160,6 +171,7 @@ class EvaluationResult:
     has_malignancy_model: bool
     submission_csv: Path
     notes: tuple[str, ...] = ()
+    stages: StageSummary | None = None
 
     @property
     def n_cached(self) -> int:
@@ -233,8 +245,10 @@ def evaluate_dataset(
         notes.append("the dataset has no malignancy labels: every nodule is counted in the Benign row")
     if settings.malignancy_at == "annotation" and classify_at is None:
         notes.append("the detector cannot classify at given points: malignancy scored from matched detections")
+    attributes = read_attributes(index.root)
     report = progress or (lambda fraction, text: None)
     outcomes: list[SeriesOutcome] = []
+    stage_rows: list[NoduleStage] = []
     mal_samples: list[np.ndarray] = []  # rows (diameter, label, score)
     any_malignancy = False
     submission = out_dir / "submission.csv"
@@ -255,6 +269,11 @@ def evaluate_dataset(
             outcome, kept, mal = _score_series(
                 record, nodules, excluded_by_series.get(uid, []), settings, at_annotation, cached
             )
+            n_xyz, n_diam, _ = annotation_arrays(nodules)
+            listed = attributes_for(n_xyz, attributes[uid]) if uid in attributes else None
+            threshold = record.seg_threshold if np.isfinite(record.seg_threshold) else 0.5
+            stage_rows += nodule_stages(uid, n_xyz, n_diam, record.annotation_seg_max, threshold,
+                                        record.center_xyz, record.p_nodule, listed)
             outcomes.append(outcome)
             any_malignancy |= bool(np.isfinite(record.p_malignant).any())
             mal_samples.append(mal)
@@ -276,6 +295,7 @@ def evaluate_dataset(
         has_malignancy_model=any_malignancy,
         submission_csv=submission,
         notes=tuple(notes),
+        stages=summarize_stages(stage_rows, settings.nodule_threshold),
     )
 
 
@@ -296,7 +316,7 @@ def _series_detections(
     Returns:
         ``(record, from_cache, note)``; ``note`` says why a cache file was not used.
     """
-    ann_xyz, _, _ = annotation_arrays(nodules)
+    ann_xyz, ann_diam, _ = annotation_arrays(nodules)
     record, note = load_series(out_dir, uid, detector_id, ann_xyz, at_annotation)
     if record is not None:
         progress(1.0, f"{uid[-16:]} (cached)")
@@ -310,7 +330,13 @@ def _series_detections(
         progress(0.95, "malignancy at the annotations")
         ann_p = np.asarray(classify_at(ct, ann_xyz), dtype=np.float64).reshape(-1) if len(nodules) else np.zeros(0)
     seconds = time.perf_counter() - start
-    record = SeriesDetections.from_candidates(uid, detector_id, result.candidates, ann_xyz, ann_p, seconds)
+    levels = getattr(result, "seg_probability", None)  # the stage losses need it; a stand-in detector may lack it
+    seg_max = None if levels is None else max_probability_within(levels, ct.geometry, ann_xyz, ann_diam)
+    grouping = getattr(result, "grouping", None)
+    record = SeriesDetections.from_candidates(
+        uid, detector_id, result.candidates, ann_xyz, ann_p, seconds,
+        annotation_seg_max=seg_max, seg_threshold=getattr(grouping, "seg_threshold", float("nan")),
+    )
     save_series(out_dir, record)
     return record, False, note
 

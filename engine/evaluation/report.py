@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.evaluation.dataset import EvaluationResult, MalignancyResult
+from engine.evaluation.stages import GroupCounts, StageSummary
 from engine.files import atomic_path, write_text_atomic
 from engine.metrics.confusion import format_confusion
 from engine.metrics.froc import FrocResult
@@ -23,6 +24,7 @@ from engine.metrics.roc import RocCurve
 REPORT_NAME = "report.json"
 FROC_PLOT_NAME = "froc.png"
 ROC_PLOT_NAME = "roc.png"
+STAGES_PLOT_NAME = "stages.png"
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -75,6 +77,35 @@ def format_malignancy(mal: MalignancyResult) -> str:
     return "\n".join(lines)
 
 
+def _fraction(part: int, whole: int) -> str:
+    return f"{part}/{whole}" + (f" ({100.0 * part / whole:.1f}%)" if whole else "")
+
+
+def format_stages(stages: StageSummary) -> str:
+    """Where the nodules were lost, and the sensitivity by size, kind and location."""
+    t = stages.total
+    thr = f"p >= {stages.nodule_threshold:g}"
+    lines = [
+        f"  segmentation:   {_fraction(t.flagged, t.recorded)} nodules flagged (a voxel above the threshold within the radius)",
+        f"  grouping:       {_fraction(stages.flagged_with_candidate, t.flagged)} flagged nodules got a candidate within the radius",
+        f"  classification: {_fraction(t.detected, t.with_candidate)} nodules with a candidate have one at {thr}",
+        f"  overall:        {_fraction(t.detected, t.n)} nodules detected at {thr}",
+    ]
+    ranks = sorted(r.rank for r in stages.nodules if r.rank)
+    if ranks:
+        lines.append(f"  rank of the best candidate on each nodule among its scan's candidates: median {int(np.median(ranks))}, "
+                     f"worst {ranks[-1]}")
+    for title, groups in (("size", stages.by_size), ("kind", stages.by_kind), ("location", stages.by_location)):
+        if groups:
+            lines.append(f"  sensitivity by {title} (flagged / candidate / detected of n):")
+            lines += [_group_line(name, g) for name, g in groups.items()]
+    return "\n".join(lines)
+
+
+def _group_line(name: str, g: GroupCounts) -> str:
+    return f"    {name:<14} {_num(g.sensitivity):>6}   {g.flagged}/{g.with_candidate}/{g.detected} of {g.n}"
+
+
 def format_report(result: EvaluationResult, per_series: bool = False) -> str:
     """The whole report as text (the book's table, FROC, malignancy, notes)."""
     s = result.settings
@@ -98,6 +129,8 @@ def format_report(result: EvaluationResult, per_series: bool = False) -> str:
         fp += f" ({c.false_positives / c.nodules_detected:.1f} per found nodule)"
     lines += [f"{found}; {fp}.", "", "LUNA16 FROC (mark probability = p_nodule):", format_froc(result.froc), ""]
     lines += ["Malignancy ROC:", format_malignancy(result.malignancy)]
+    if result.stages is not None and result.stages.total.n:
+        lines += ["", "Per stage (every candidate, no mark cap):", format_stages(result.stages)]
     if result.notes:
         lines += [""] + [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
@@ -157,6 +190,7 @@ def report_dict(result: EvaluationResult) -> dict[str, Any]:
             }
             for o in result.series
         ],
+        "stages": None if result.stages is None else result.stages.to_dict(),
         "files": {"submission": str(result.submission_csv)},
         "notes": list(result.notes),
     }
@@ -226,19 +260,53 @@ def plot_roc(mal: MalignancyResult, path: str | Path) -> Path:
     return path
 
 
+def plot_stages(stages: StageSummary, path: str | Path) -> Path:
+    """Bar charts: the recall of each stage, and the sensitivity by size, kind and location."""
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    fig = Figure(figsize=(10.0, 4.4))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    names = ["segmentation", "grouping", "classification"]
+    values = [stages.segmentation_recall, stages.grouping_recall, stages.classification_recall]
+    left.bar(names, np.nan_to_num(values), color=["tab:blue", "tab:orange", "tab:green"])
+    for x, v in enumerate(values):
+        left.text(x, np.nan_to_num(v) + 0.02, _num(v), ha="center")
+    left.set_ylim(0, 1.1)
+    left.set_ylabel("recall of the stage")
+    left.set_title(f"Where nodules are lost ({stages.total.n} nodules)")
+    groups = [(name, g, color) for groups, color in ((stages.by_size, "tab:blue"), (stages.by_kind, "tab:purple"),
+                                                    (stages.by_location, "tab:brown"))
+              for name, g in groups.items()]
+    right.bar([f"{name}\n(n={g.n})" for name, g, _ in groups], [np.nan_to_num(g.sensitivity) for _, g, _ in groups],
+              color=[c for _, _, c in groups])
+    right.set_ylim(0, 1.05)
+    right.set_ylabel(f"sensitivity at p >= {stages.nodule_threshold:g}")
+    right.set_title("By size, kind and location")
+    right.tick_params(axis="x", labelsize=7, rotation=45)
+    for ax in (left, right):
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return path
+
+
 def write_outputs(result: EvaluationResult) -> dict[str, Path]:
-    """Write ``report.json``, ``froc.png`` and ``roc.png`` into the result's folder.
+    """Write ``report.json``, ``froc.png``, ``roc.png`` and ``stages.png`` into the result's folder.
 
     Returns:
-        ``{"report": ..., "froc_plot": ..., "roc_plot": ..., "submission": ...}``.
+        ``{"report": ..., "froc_plot": ..., "roc_plot": ..., "stages_plot": ..., "submission": ...}``
+        (no ``stages_plot`` when the set has no nodules).
     """
     out = result.out_dir
     files = {
         "report": out / REPORT_NAME,
         "froc_plot": plot_froc(result.froc, out / FROC_PLOT_NAME),
         "roc_plot": plot_roc(result.malignancy, out / ROC_PLOT_NAME),
-        "submission": result.submission_csv,
     }
+    if result.stages is not None and result.stages.total.n:
+        files["stages_plot"] = plot_stages(result.stages, out / STAGES_PLOT_NAME)
+    files["submission"] = result.submission_csv
     data = report_dict(result)
     data["files"] = {k: str(v) for k, v in files.items()}
     write_text_atomic(files["report"], json.dumps(data, indent=1, allow_nan=False))

@@ -7,6 +7,7 @@ Layout (SPEC §1.2), exactly what :class:`engine.luna.LunaIndex` reads::
     OUT/annotations.csv                   seriesuid,coordX,coordY,coordZ,diameter_mm
     OUT/annotations_with_malignancy.csv   ... mal_bool,mal_details,bbox*,len_mal_details
     OUT/annotations_excluded.csv          seriesuid,coordX,coordY,coordZ,diameter_mm
+    OUT/annotations_attributes.csv        seriesuid,coordX,coordY,coordZ,diameter_mm,kind,location
     OUT/seriesuids.csv                    one uid per line
 
 Every file is written to a temporary name and moved into place, so an
@@ -50,7 +51,11 @@ CSV_HEADERS: dict[str, tuple[str, ...] | None] = {
     "annotations_excluded.csv": ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"),
     "candidates.csv": ("seriesuid", "coordX", "coordY", "coordZ", "class"),
     "seriesuids.csv": None,
+    # not LUNA16's: each nodule's kind and location, for ``evaluate``'s sensitivity by kind and location
+    "annotations_attributes.csv": ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "kind", "location"),
 }
+#: ``annotations_attributes.csv``'s name for each :attr:`PhantomNodule.location` (a nodule in the parenchyma is "free").
+LOCATION_NAMES = {"parenchyma": "free", "juxtapleural": "juxtapleural", "juxtavascular": "juxtavascular"}
 
 
 @dataclass(frozen=True)
@@ -194,16 +199,17 @@ def _existing_rows(path: Path, header: bool, drop_uids: set[str]) -> list[list[s
 
 
 def write_csvs(root: Path, truths: list[PhantomTruth], append: bool = False) -> None:
-    """Write the five CSV files of a dataset from the series' truths (atomically, each).
+    """Write the six CSV files of a dataset from the series' truths (atomically, each).
 
     With ``append`` the rows of the folder's existing CSV files are kept,
     except those of the series being written, which are replaced.
     """
-    ann, mal, excl, cand = [], [], [], []
+    ann, mal, excl, cand, attrs = [], [], [], [], []
     for t in truths:
         for n in t.nodules:
             xyz = [_num(v) for v in n.center_xyz]
             ann.append([t.series_uid, *xyz, _num(n.diameter_mm)])
+            attrs.append([t.series_uid, *xyz, _num(n.diameter_mm), n.kind, LOCATION_NAMES.get(n.location, n.location)])
             mal.append([
                 t.series_uid, *xyz, _num(n.diameter_mm), str(n.is_malignant), str(list(n.ratings)),
                 *[_num(v) for v in n.bbox_low_xyz], *[_num(v) for v in n.bbox_high_xyz], len(n.ratings),
@@ -214,7 +220,8 @@ def write_csvs(root: Path, truths: list[PhantomTruth], append: bool = False) -> 
             cand.append([t.series_uid, *[_num(v) for v in c.center_xyz], c.label])
     new = {t.series_uid for t in truths}
     rows = {"annotations.csv": ann, "annotations_with_malignancy.csv": mal, "annotations_excluded.csv": excl,
-            "candidates.csv": cand, "seriesuids.csv": [[t.series_uid] for t in truths]}
+            "candidates.csv": cand, "seriesuids.csv": [[t.series_uid] for t in truths],
+            "annotations_attributes.csv": attrs}
     if append:  # read everything first, so that a bad file leaves the dataset as it was
         kept = {name: _existing_rows(root / name, header is not None, new) for name, header in CSV_HEADERS.items()}
         rows = {name: kept[name] + rows[name] for name in CSV_HEADERS}
