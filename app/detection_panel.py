@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from app.controllers import DetectController
 from app.state import OverlayMode, ViewerState
 from engine.detection.result import DetectionResult
-from engine.detection.settings import EROSION_NAMES, EROSIONS, GroupingSettings
+from engine.detection.settings import EROSION_NAMES, EROSIONS, METHOD_NAMES, METHODS, GroupingSettings
 
 #: Shown next to results from the bundled demo models.
 DEMO_DISCLAIMER = "Demo model trained on synthetic data — not for clinical use."
@@ -163,6 +163,17 @@ class DetectionPanel(QWidget):
         )
         self.erosion.activated.connect(lambda _index: self._request_regroup())
         form.addRow("Erosion", self.erosion)
+        self.method = QComboBox()
+        for value in METHODS:
+            self.method.addItem(METHOD_NAMES[value], value)
+        self.method.setToolTip(
+            "How flagged voxels become candidates. The book's components put one candidate at the centre of "
+            "each blob, so a nodule touching a vessel or the pleura can be lost; peaks splits such blobs, "
+            "centres each candidate on its core, keeps thin nodules (no erosion) and merges fragments of one "
+            "lesion. Re-groups the stored probabilities."
+        )
+        self.method.activated.connect(lambda _index: self._request_regroup())
+        form.addRow("Candidates", self.method)
 
         display = QGroupBox("Display")
         dform = QFormLayout(display)
@@ -246,6 +257,7 @@ class DetectionPanel(QWidget):
         self.cancel_button.setEnabled(busy)
         self.seg_slider.setEnabled(self.state.result is not None and not busy)
         self.erosion.setEnabled(self.state.result is not None and not busy)
+        self.method.setEnabled(self.state.result is not None and not busy)
 
     def _on_volume(self) -> None:
         self.progress.setValue(0)
@@ -290,7 +302,8 @@ class DetectionPanel(QWidget):
     def chosen_grouping(self) -> GroupingSettings:
         """The grouping settings the controls show (a re-group asks for these)."""
         return dataclasses.replace(
-            self.state.grouping, seg_threshold=self.seg_slider.value(), erosion=self.erosion.currentData()
+            self.state.grouping, seg_threshold=self.seg_slider.value(), erosion=self.erosion.currentData(),
+            method=self.method.currentData(),
         )
 
     def _request_regroup(self) -> None:
@@ -304,3 +317,6 @@ class DetectionPanel(QWidget):
         self.erosion.blockSignals(True)
         self.erosion.setCurrentIndex(max(0, self.erosion.findData(grouping.erosion)))
         self.erosion.blockSignals(False)
+        self.method.blockSignals(True)
+        self.method.setCurrentIndex(max(0, self.method.findData(grouping.method)))
+        self.method.blockSignals(False)
