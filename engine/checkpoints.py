@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
+import pickletools
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from engine.files import atomic_open
 from engine.models.classifier import NoduleClassifier
 from engine.models.segmentation import SegmentationModel
 
+#: The byte values that are pickle operations (a refused one means the file holds a real pickle, not garbage).
+_PICKLE_OPCODES = frozenset(ord(op.code) for op in pickletools.opcodes)
 FORMAT = "lungcad-checkpoint"
 FORMAT_VERSION = 1
 #: Model kinds and the class each is rebuilt as.
@@ -365,7 +368,12 @@ def _unsafe_part(text: str) -> str | None:
         return f"it asks for {found.group(1)}"
     if "Weights only load failed" in text:
         operand = re.search(r"Unsupported operand (\d+)", text)
-        return f"it uses pickle operation {operand.group(1)}" if operand else "it needs pickled objects"
+        if operand is None:
+            return "it needs pickled objects"
+        code = int(operand.group(1))
+        if code not in _PICKLE_OPCODES:
+            return None  # not a pickle operation at all: garbage, not code
+        return f"it uses the pickle operation {pickletools.code2op[chr(code)].name}"
     return None
 
 

@@ -75,14 +75,19 @@ def _rows(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, 
         raise DatasetError("CSV file is missing", path) from None
     with handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise CsvFormatError(
-                f"missing column(s) {', '.join(missing)}; the header is {','.join(header) or '(empty)'}", path
-            )
-        for row in reader:
-            yield reader.line_num, row
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise CsvFormatError(
+                    f"missing column(s) {', '.join(missing)}; the header is {','.join(header) or '(empty)'}", path
+                )
+            for row in reader:
+                yield reader.line_num, row
+        except UnicodeDecodeError as exc:
+            raise CsvFormatError(f"is not utf-8 text (byte {exc.start} of a line after line {reader.line_num})", path) from None
+        except csv.Error as exc:
+            raise CsvFormatError(f"line {reader.line_num}: malformed CSV ({exc})", path) from None
 
 
 def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
