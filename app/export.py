@@ -1,4 +1,4 @@
-"""Exporting what the reader sees: findings as LUNA16 CSV or JSON, and a PNG snapshot of the views.
+"""Exporting what the reader sees: findings as LUNA16 CSV or JSON, the PDF report, a PNG snapshot of the views.
 
 The file formats are the engine's (:mod:`engine.export`); the viewer adds the
 reader's review to them:
@@ -8,16 +8,21 @@ reader's review to them:
   be scored with FROC;
 * the JSON holds every candidate with the engine's fields plus ``review``
   (``accepted``/``rejected``/``null``) and ``shown_as`` (``nodule``,
-  ``near miss`` or ``null`` at the viewer's thresholds), and the thresholds.
+  ``near miss`` or ``null`` at the viewer's thresholds), and the thresholds;
+* the PDF report (:mod:`app.report`) lists the accepted findings;
+* the PNG snapshot holds the three image views only (no sliders or controls),
+  as they are laid out in the window.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.findings import FindingClass
 from app.state import ViewerState
@@ -26,6 +31,11 @@ from engine.files import atomic_open, atomic_path
 #: LUNA16 accepts at most this many marks per scan.
 MAX_LUNA_MARKS = 100
 DEMO_NOTE = "Demo model trained on synthetic data — not for clinical use."
+#: The file dialog's filter per export kind.
+EXPORT_FILTERS = {"csv": "LUNA16 CSV (*.csv)", "json": "JSON (*.json)", "png": "PNG image (*.png)", "pdf": "PDF report (*.pdf)"}
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
 
 
 def suggested_name(state: ViewerState, kind: str) -> str:
@@ -37,7 +47,8 @@ def suggested_name(state: ViewerState, kind: str) -> str:
             stem = ct.source_path.name.split(".")[0] if ct.source_path.is_file() else ct.source_path.name
         else:
             stem = ct.series_uid
-    return {"csv": f"{stem}_findings.csv", "json": f"{stem}_findings.json", "png": f"{stem}_snapshot.png"}[kind]
+    return {"csv": f"{stem}_findings.csv", "json": f"{stem}_findings.json", "png": f"{stem}_snapshot.png",
+            "pdf": f"{stem}_report.pdf"}[kind]
 
 
 def findings_payload(state: ViewerState, demo: bool = False) -> dict[str, Any]:
@@ -116,8 +127,13 @@ def _write_json(payload: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def snapshot_views(widget: QWidget, path: str | Path) -> Path:
-    """Save what ``widget`` shows (the three views with their overlays and labels) as PNG.
+def snapshot_views(widgets: QWidget | Sequence[QWidget], path: str | Path) -> Path:
+    """Save image views as one PNG, laid out as in the window, with nothing else in it.
+
+    Args:
+        widgets: One widget, or the image canvases of the views (placed where they
+            are relative to their common parent; the gaps between them are black).
+        path: Destination (``.png`` is added when missing).
 
     Raises:
         OSError: the image could not be written.
@@ -125,7 +141,60 @@ def snapshot_views(widget: QWidget, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
+    image = _compose(widgets)
     with atomic_path(path) as temp:
-        if not widget.grab().save(str(temp), "PNG"):
+        if not image.save(str(temp), "PNG"):
             raise OSError(f"could not write the PNG image {path}")
     return path
+
+
+def _compose(widgets: QWidget | Sequence[QWidget]) -> QPixmap:
+    if isinstance(widgets, QWidget):
+        return widgets.grab()
+    widgets = list(widgets)
+    window = widgets[0].window()
+    origins = [w.mapTo(window, QPoint(0, 0)) for w in widgets]
+    left = min(o.x() for o in origins)
+    top = min(o.y() for o in origins)
+    right = max(o.x() + w.width() for o, w in zip(origins, widgets))
+    bottom = max(o.y() + w.height() for o, w in zip(origins, widgets))
+    ratio = widgets[0].devicePixelRatioF()
+    canvas = QPixmap(max(1, round((right - left) * ratio)), max(1, round((bottom - top) * ratio)))
+    canvas.setDevicePixelRatio(ratio)
+    canvas.fill(Qt.GlobalColor.black)
+    painter = QPainter(canvas)
+    for origin, widget in zip(origins, widgets):
+        painter.drawPixmap(origin.x() - left, origin.y() - top, widget.grab())
+    painter.end()
+    return canvas
+
+
+def export_from_window(window: MainWindow, kind: str) -> Path | None:
+    """Ask where, then export ``kind`` (``csv``, ``json``, ``pdf``, ``png``) from the window; errors go to a dialog.
+
+    Returns:
+        The file written, or None (nothing to export, cancelled, or failed).
+    """
+    from app.planes import Plane
+
+    state = window.state
+    if state.volume is None or (kind != "png" and state.result is None):
+        return None
+    start = str(Path(window._last_folder()) / suggested_name(state, kind))
+    path, _ = QFileDialog.getSaveFileName(window, f"Export {kind.upper()}", start, EXPORT_FILTERS[kind])
+    if not path:
+        return None
+    try:
+        if kind == "png":
+            written = snapshot_views([window.views[p].canvas for p in Plane], path)
+        elif kind == "pdf":
+            from app.report import report_details, write_report
+
+            written = write_report(state, path, report_details(window))
+        else:
+            written = export_findings(state, kind, path, demo=window.provider.demo)
+    except (OSError, ValueError) as exc:
+        window.report_error("Export failed", f"{path}: {exc}")
+        return None
+    window.statusBar().showMessage(f"Saved {written}", 5000)
+    return written

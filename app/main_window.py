@@ -31,17 +31,18 @@ from PySide6.QtWidgets import (
 from app.controllers import DetectController, LoadController
 from app.crop_preview import CropPreviewPanel
 from app.detection_panel import DetectionPanel
-from app.dialogs import SeriesChooserDialog, ask_stop_training, show_shortcuts
+from app.dialogs import SeriesChooserDialog, ask_discard_review, ask_stop_training, show_shortcuts
 from app.findings_panel import FindingsPanel
 from app.model_choice import ModelChoice
 from app.planes import Plane
 from app.readout import readout_at
+from app.review import ReviewKeeper, ReviewStore
 from app.settings import AppSettings
 from app.slice_view import SliceView
 from app.state import OverlayMode, ViewerState
 from app.training.panel import TrainingPanel
 from app.window_menus import build_menus, shortcut_list, update_actions
-from app.window_settings import restore_window, save_window
+from app.window_settings import check_layout, dock_defaults, reset_layout, restore_window, save_window
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
 from engine.io.ct import VOLUME_SUFFIXES
@@ -49,8 +50,6 @@ from engine.io.ct import VOLUME_SUFFIXES
 #: File ▸ Open's filter.
 OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"
 APP_TITLE = "LungCAD"
-#: Height of the Training dock when it is first shown at the bottom, px.
-TRAINING_DOCK_HEIGHT = 360
 
 
 class MainWindow(QMainWindow):
@@ -86,6 +85,9 @@ class MainWindow(QMainWindow):
         )
         self.loader = LoadController(self.state, self.pool, self)
         self.detector = DetectController(self.state, self.provider, self.pool, self)
+        self.detector.confirm_discard = lambda lost: self.confirm_discard_review(lost)
+        #: The reader's verdicts, notes and measurements, saved per series on every change.
+        self.review = ReviewKeeper(self.state, ReviewStore(notice=lambda text: self.report_error("Review", text)))
         self.current_path: Path | None = None
         self._last_overlay_mode = OverlayMode.FINDINGS
         self._menus: dict[str, QMenu] = {}
@@ -152,15 +154,15 @@ class MainWindow(QMainWindow):
         self.findings_panel = FindingsPanel(self.state)
         self.crop_panel = CropPreviewPanel(self.state)
         self.docks = {
-            "cad": self.add_dock("CAD", self.detection_panel, "cadDock", keep_height=True),
+            "cad": self.add_dock("CAD", self.detection_panel, "cadDock"),
             "findings": self.add_dock("Findings", self.findings_panel, "findingsDock"),
             "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
         }
-        self.resizeDocks(list(self.docks.values()), [520, 520, 520], Qt.Orientation.Horizontal)
         self.training_panel = TrainingPanel(self.pool, settings=self.settings)
         self.docks["training"] = self.add_dock(
-            "Training", self.training_panel, "trainingDock", Qt.DockWidgetArea.BottomDockWidgetArea, keep_height=True
+            "Training", self.training_panel, "trainingDock", Qt.DockWidgetArea.BottomDockWidgetArea
         )
+        dock_defaults(self)  # minimum sizes, the bottom area under the views only, the first arrangement
         self.docks["training"].hide()  # Models ▸ Train a model (Ctrl+T) or View shows it
 
     def _build_status_bar(self) -> None:
@@ -194,6 +196,7 @@ class MainWindow(QMainWindow):
         self.detector.failed.connect(lambda message: self.report_error("Detection failed", message))
         self.detector.done.connect(self._on_detected)
         self.detector.cancelled.connect(lambda: self.statusBar().showMessage("Detection cancelled; the previous result is kept.", 5000))
+        self.detector.kept.connect(lambda: self.statusBar().showMessage("The previous result and its review are kept.", 8000))
         self.detector.busy_changed.connect(self._update_actions)
         self.detection_panel.detect_requested.connect(self.run_detect)
         self.findings_panel.export_requested.connect(self.export)
@@ -382,41 +385,29 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(choice.tooltip())
 
     def show_training(self) -> None:
-        """Models ▸ Train a model: show and raise the Training panel."""
-        dock = self.docks["training"]
-        first = dock.isHidden() and not dock.isFloating()
-        size = self.size()
-        dock.show()
-        dock.raise_()
-        if first:
-            self.resize(size)  # make room inside the window rather than growing it past the screen
-            self.resizeDocks([dock], [TRAINING_DOCK_HEIGHT], Qt.Orientation.Vertical)
+        """Models ▸ Train a model: show and raise the Training panel (below the views, or floating on a short screen)."""
+        from app.window_settings import show_training_dock
+
+        show_training_dock(self)
+
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: the docks back to their first arrangement."""
+        reset_layout(self)
+        self.statusBar().showMessage("Layout reset.", 4000)
+
+    def confirm_discard_review(self, lost: Any) -> bool:
+        """Ask before a new Detect result drops verdicts it has no lesion for (tests replace this)."""
+        return ask_discard_review(self, lost)
 
     def _update_actions(self, *_args: Any) -> None:
         update_actions(self)
 
     # --- export ------------------------------------------------------------------------------
     def export(self, kind: str) -> Path | None:
-        """Export the findings (``"csv"``, ``"json"``) or a snapshot of the views (``"png"``)."""
-        from app.export import export_findings, snapshot_views, suggested_name
+        """Export the findings (``"csv"``, ``"json"``), the report (``"pdf"``) or a snapshot of the views (``"png"``)."""
+        from app.export import export_from_window
 
-        if self.state.volume is None or (kind != "png" and self.state.result is None):
-            return None
-        filters = {"csv": "LUNA16 CSV (*.csv)", "json": "JSON (*.json)", "png": "PNG image (*.png)"}
-        start = str(Path(self._last_folder()) / suggested_name(self.state, kind))
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", start, filters[kind])
-        if not path:
-            return None
-        try:
-            if kind == "png":
-                written = snapshot_views(self.view_splitter, path)
-            else:
-                written = export_findings(self.state, kind, path, demo=self.provider.demo)
-        except (OSError, ValueError) as exc:
-            self.report_error("Export failed", f"{path}: {exc}")
-            return None
-        self.statusBar().showMessage(f"Saved {written}", 5000)
-        return written
+        return export_from_window(self, kind)
 
     # --- help ---------------------------------------------------------------------------------
     def shortcut_list(self) -> list[tuple[str, str]]:
@@ -451,3 +442,4 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)
         QTimer.singleShot(0, self.reset_views)
+        QTimer.singleShot(0, lambda: check_layout(self))

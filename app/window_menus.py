@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from app.dialogs import show_about
 from app.findings import Mark
 from app.models_menu import ModelsMenu
+from app.reading_actions import build_reading_actions, build_reading_toolbar
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -67,6 +68,8 @@ def build_menus(window: MainWindow) -> None:
     window.recent_menu.aboutToShow.connect(window.fill_recent_menu)
     file.addAction(a("demo", "Load d&emo series", window.open_demo, None, "Open the built-in synthetic chest CT"))
     file.addSeparator()
+    file.addAction(a("export_report", "Export &report (PDF)…", lambda: window.export("pdf"), "Ctrl+Shift+R",
+                     "A PDF of the series, the models and the accepted findings with key images"))
     file.addAction(a("export_csv", "Export findings as LUNA16 &CSV…", lambda: window.export("csv")))
     file.addAction(a("export_json", "Export findings as &JSON…", lambda: window.export("json")))
     file.addAction(a("snapshot", "Save &snapshot (PNG)…", lambda: window.export("png"), "Ctrl+Shift+S"))
@@ -86,8 +89,11 @@ def build_menus(window: MainWindow) -> None:
     view.addAction(a("hide_cad", "&Hide CAD marks", window.state.set_hide_cad, "H", "Hide markers and overlay", checkable=True))
     view.addAction(a("overlay", "Segmentation &overlay", window.show_overlay, "O", checkable=True))
     view.addSeparator()
+    build_reading_actions(window, view, add_action)
+    view.addSeparator()
     for dock in window.docks.values():
         view.addAction(dock.toggleViewAction())
+    view.addAction(a("reset_layout", "Reset &layout", window.reset_layout, None, "Put the panels back where they started"))
 
     analysis = window.menu("&Analysis")
     findings = window.findings_panel
@@ -129,6 +135,7 @@ def build_toolbar(window: MainWindow) -> None:
     bar.addSeparator()
     bar.addAction(toolbar_twin(window, "detect", "Detect"))
     bar.addAction(toolbar_twin(window, "hide_cad", "Hide CAD"))
+    build_reading_toolbar(window, bar, toolbar_twin)
 
 
 def toolbar_twin(window: MainWindow, name: str, text: str) -> QAction:
@@ -151,7 +158,7 @@ def update_actions(window: MainWindow) -> None:
     busy = window.detector.busy
     actions["detect"].setEnabled(has_volume and not busy)
     actions["cancel"].setEnabled(busy)
-    for name in ("export_csv", "export_json"):
+    for name in ("export_csv", "export_json", "export_report"):
         actions[name].setEnabled(has_result)
     actions["snapshot"].setEnabled(has_volume)
     reviewing = has_result and not state.hide_cad

@@ -6,10 +6,12 @@ import csv
 import json
 
 import pytest
+from PySide6.QtCore import QPoint
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
 from app.findings import Mark
+from app.planes import Plane
 from tests.app.conftest import detect_and_wait, open_and_wait
 
 
@@ -65,7 +67,14 @@ def test_png_snapshot_of_the_views(qtbot, detected, tmp_path, monkeypatch) -> No
     assert written == tmp_path / "shot.png"
     image = QImage(str(written))
     assert not image.isNull()
-    assert image.size() == detected.view_splitter.size() * detected.view_splitter.devicePixelRatioF()
+    canvases = [detected.views[p].canvas for p in Plane]
+    ratio = detected.view_splitter.devicePixelRatioF()
+    axial, coronal = canvases[0], canvases[1]
+    x0 = axial.mapTo(detected, QPoint(0, 0)).x()
+    x1 = coronal.mapTo(detected, QPoint(0, 0)).x() + coronal.width()
+    assert image.width() == round((x1 - x0) * ratio)
+    assert image.height() == round(axial.height() * ratio)  # the views only: no slider bar below them
+    assert image.height() < detected.view_splitter.height() * ratio
 
 
 def test_export_cancelled_or_without_result(qtbot, window, write_volume, monkeypatch) -> None:

@@ -95,3 +95,18 @@ def test_match_by_position(ct) -> None:
     assert marks == {9: Mark.ACCEPTED} and notes == {} and unmatched == [saved[1]]
     text = SeriesReview("1.2", {"{}": saved}).to_json()
     assert SeriesReview.from_json(text).detections["{}"] == saved
+
+
+def test_measurements_are_kept_with_the_series(ct, tmp_path) -> None:
+    from app.measurements import Measurement
+
+    state, store, _ = _session(ct, tmp_path)
+    first = state.new_measurement(0, 10, (10, 5, 5), (10, 5, 20))
+    state.add_measurement(Measurement.between(ct.geometry, 7, 1, 20, (3, 20, 4), (9, 20, 4)))
+    saved = json.loads(store.path_for(ct.series_uid).read_text())
+    assert [m["id"] for m in saved["measurements"]] == [first.id, 7]
+    state2, _, _ = _session(ct, tmp_path)  # a restart: the ruler lines come back before any Detect
+    assert [m.to_dict() for m in state2.measurements] == [m.to_dict() for m in state.measurements]
+    assert state2.measurements[0].length_mm == pytest.approx(15 * 0.8)
+    state2.remove_measurement(7)
+    assert len(json.loads(store.path_for(ct.series_uid).read_text())["measurements"]) == 1

@@ -50,6 +50,7 @@ def test_everything_is_remembered_across_restarts(qtbot, make_window, write_volu
     first.detection_panel.nodule_slider.slider.setValue(65)
     first.detection_panel.band_slider.slider.setValue(10)
     first.docks["candidate"].hide()
+    qtbot.wait(20)  # the window's minimum height (the docks' minimum sizes) follows on the next layout pass
     first.resize(770, 690)  # within the offscreen screen (800×800): restoreGeometry keeps windows on screen
     first.view_splitter.setSizes([700, 300])
     first.settings.set_last_models({"segmentation": "segmentation:abc"})
