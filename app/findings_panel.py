@@ -237,7 +237,8 @@ class FindingsPanel(QWidget):
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(36)
         # ten rows and the header stay visible however the docks are arranged
-        self.table.setMinimumHeight(MIN_VISIBLE_ROWS * ROW_HEIGHT_PX + header.sizeHint().height() + 4)
+        frame = 2 * self.table.frameWidth() + 2
+        self.table.setMinimumHeight(MIN_VISIBLE_ROWS * ROW_HEIGHT_PX + max(header.sizeHint().height(), 32) + frame)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
         self.table.clicked.connect(self._jump_to_row)
         self.table.activated.connect(self._jump_to_row)
