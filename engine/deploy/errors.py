@@ -19,3 +19,27 @@ class ExportedModelError(EngineError):
 
 class ServeError(EngineError):
     """The detection server cannot start as asked (unsafe host, unreadable token file, ...)."""
+
+
+class RemoteDetectorError(EngineError):
+    """Detect on a server failed; the message names the server's URL (never the token)."""
+
+
+class ServerUnreachableError(RemoteDetectorError):
+    """The server cannot be reached (connection refused, unknown host, network down)."""
+
+
+class ServerAuthError(RemoteDetectorError):
+    """The server refused the bearer token (401)."""
+
+
+class ServerBusyError(RemoteDetectorError):
+    """The server cannot take the request now (503: models loading, queue full, detector busy)."""
+
+
+class ServerTimeoutError(RemoteDetectorError):
+    """The server did not answer within the timeout."""
+
+
+class ServerResponseError(RemoteDetectorError):
+    """The server refused the request (4xx/5xx) or answered with something unreadable."""

@@ -2,6 +2,9 @@
 
 Every ``/v1/*`` request needs ``Authorization: Bearer <token>`` (401 otherwise).
 Errors are JSON ``{"error": "..."}`` with a 4xx/5xx status, never a traceback.
+``POST /v1/detect?include=probability`` answers with the whole result instead
+of the findings JSON: an ``.npz`` (:mod:`engine.serve.result_codec`) that the
+viewer's :class:`~engine.serve.client.RemoteDetector` reads back.
 See ``python main.py serve --help`` and README "Detection server".
 """
 
@@ -25,12 +28,16 @@ from engine.errors import EngineError
 from engine.serve.auth import bearer_matches
 from engine.serve.batcher import QueueFull
 from engine.serve.metrics import ServerMetrics
+from engine.serve.result_codec import MEDIA_TYPE as RESULT_MEDIA_TYPE
+from engine.serve.result_codec import encode_result
 from engine.serve.service import CROP_BYTES, DetectorBusy, ModelService, ServerSettings
 from engine.serve.upload import UploadError, prepare_ct, private_folder, receive_to_file
 
 Handler = Callable[[Request], Awaitable[Response]]
 #: Query parameters of /v1/detect besides the grouping settings' fields.
 FINDING_PARAMETERS = ("nodule_threshold", "malignancy_threshold")
+#: ``/v1/detect?include=...``: what may be added to the answer.
+INCLUDE_CHOICES = ("probability",)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -118,19 +125,24 @@ def create_app(
         if (waiting := not_ready()) is not None:
             return waiting
         grouping, options = _detect_options(request, service.detector)
+        include = _include(request)
         declared = request.headers.get("content-length")
         with private_folder() as folder:
             upload = folder / "upload.bin"
             await receive_to_file(request.stream(), upload, settings.max_upload, int(declared) if declared else None)
             ct_path = prepare_ct(upload, folder, settings.max_upload)
             try:
-                future = service.submit_detect(lambda: _run_detection(service.detector, ct_path, grouping, options))
+                future = service.submit_detect(
+                    lambda: _run_detection(service.detector, ct_path, grouping, options, "probability" in include)
+                )
             except DetectorBusy:
                 return error(503, "the detector is busy; retry later", {"Retry-After": str(5 * settings.retry_after_s)})
             try:
                 payload = await asyncio.wrap_future(future)
             except EngineError as exc:
                 return error(400, f"cannot read the CT: {exc.reason}")
+        if isinstance(payload, bytes):
+            return Response(payload, media_type=RESULT_MEDIA_TYPE)
         return JSONResponse(payload)
 
     @asynccontextmanager
@@ -172,13 +184,13 @@ def _detect_options(request: Request, detector: Any) -> tuple[Any, dict[str, flo
     """Grouping settings and finding thresholds from the query string (unknown names refused)."""
     base = detector.config.grouping
     fields = {f.name: f for f in dataclasses.fields(base)}
-    unknown = sorted(set(request.query_params) - set(fields) - set(FINDING_PARAMETERS))
+    unknown = sorted(set(request.query_params) - set(fields) - set(FINDING_PARAMETERS) - {"include"})
     if unknown:
-        allowed = ", ".join([*fields, *FINDING_PARAMETERS])
+        allowed = ", ".join([*fields, *FINDING_PARAMETERS, "include"])
         raise UploadError(f"unknown query parameter {', '.join(unknown)}; use {allowed}")
     changes: dict[str, Any] = {}
     for name, value in request.query_params.items():
-        if name in FINDING_PARAMETERS:
+        if name in FINDING_PARAMETERS or name == "include":
             continue
         default = getattr(base, name)
         changes[name] = _number(name, value) if isinstance(default, (int, float)) and not isinstance(default, bool) else value
@@ -194,6 +206,15 @@ def _detect_options(request: Request, detector: Any) -> tuple[Any, dict[str, flo
     return grouping, options
 
 
+def _include(request: Request) -> set[str]:
+    """The names of ``?include=a,b`` (refused unless among :data:`INCLUDE_CHOICES`)."""
+    names = {part.strip() for value in request.query_params.getlist("include") for part in value.split(",") if part.strip()}
+    unknown = sorted(names - set(INCLUDE_CHOICES))
+    if unknown:
+        raise UploadError(f"unknown include {', '.join(unknown)}; use {', '.join(INCLUDE_CHOICES)}")
+    return names
+
+
 def _number(name: str, text: str) -> float:
     try:
         value = float(text)
@@ -204,8 +225,15 @@ def _number(name: str, text: str) -> float:
     return value
 
 
-def _run_detection(detector: Any, ct_path: Any, grouping: Any, options: dict[str, float]) -> dict[str, Any]:
-    """Load, detect (re-group when the settings differ from the detector's) and format as ``analyze --json``."""
+def _run_detection(
+    detector: Any, ct_path: Any, grouping: Any, options: dict[str, float], whole_result: bool = False
+) -> dict[str, Any] | bytes:
+    """Load, detect (re-group when the settings differ from the detector's) and format.
+
+    Returns:
+        The ``analyze --json`` payload, or with ``whole_result`` the
+        :func:`~engine.serve.result_codec.encode_result` archive (the findings inside it too).
+    """
     from engine.export import findings_to_json
     from engine.io.ct import load_ct
 
@@ -213,5 +241,5 @@ def _run_detection(detector: Any, ct_path: Any, grouping: Any, options: dict[str
     result = detector.detect(ct)
     if grouping != result.grouping:
         result = detector.regroup(result, ct, grouping)
-    payload = findings_to_json(result, source=None, **options)
-    return json.loads(json.dumps(payload, allow_nan=True))
+    payload = json.loads(json.dumps(findings_to_json(result, source=None, **options), allow_nan=True))
+    return encode_result(result, payload) if whole_result else payload

@@ -35,20 +35,25 @@ def load_or_create_token(path: str | Path | None = None) -> tuple[str, Path, boo
         ServeError: the file is missing (an explicit path), empty, or readable by others.
     """
     if path is not None:
-        return _read_token(Path(path)), Path(path), False
+        return read_token_file(Path(path)), Path(path), False
     target = default_token_path()
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _read_token(target), target, False
+        return read_token_file(target), target, False
     token = secrets.token_urlsafe(32)
     with os.fdopen(handle, "w", encoding="ascii") as stream:
         stream.write(token + "\n")
     return token, target, True
 
 
-def _read_token(path: Path) -> str:
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (server and clients read token files the same way).
+
+    Raises:
+        ServeError: the file is missing, empty, too short, or readable by other users.
+    """
     if not path.is_file():
         raise ServeError("no such token file", path)
     if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:

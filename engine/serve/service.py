@@ -78,8 +78,10 @@ class ModelService:
     def _load(self) -> None:
         try:
             detector = self._load_detector()
+            demo = _demo_model_ids()
             self.models = [
-                {"kind": kind, "model_id": detector.model_ids[kind], "sha256": weights_sha256(model.state_dict())}
+                {"kind": kind, "model_id": detector.model_ids[kind], "sha256": weights_sha256(model.state_dict()),
+                 "demo": detector.model_ids[kind] == demo.get(kind)}
                 for kind, model in (
                     ("segmentation", detector.segmentation),
                     ("classifier", detector.classifier),
@@ -129,3 +131,18 @@ class ModelService:
         if self.batcher is not None:
             self.batcher.stop()
         self._detect_pool.shutdown(wait=True)
+
+
+def _demo_model_ids() -> dict[str, str]:
+    """Model ids of the shipped demo weights (``/v1/models`` says which models are the demo ones)."""
+    from engine.checkpoints import load_checkpoint
+    from engine.detection.weights import default_weight_paths
+    from engine.errors import EngineError
+
+    ids = {}
+    for kind, path in default_weight_paths().items():
+        try:
+            ids[kind] = load_checkpoint(path, expected_kind=kind).model_id
+        except EngineError:  # no demo weights in this installation: no model is the demo one
+            continue
+    return ids
