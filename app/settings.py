@@ -127,6 +127,15 @@ class AppSettings:
         """Remember which checkpoints Detect uses."""
         self._q.setValue("models/last", json.dumps({str(k): str(v) for k, v in models.items()}))
 
+    # --- detect on a server -----------------------------------------------------------
+    def detect_target(self) -> dict:
+        """Where Detect runs (``app.server_settings.DetectTarget.to_settings``), possibly empty."""
+        return self._json("detect/target")
+
+    def set_detect_target(self, values: dict) -> None:
+        """Remember where Detect runs (this computer, or a server's URL and token file)."""
+        self._q.setValue("detect/target", json.dumps(values))
+
     # --- training -------------------------------------------------------------------
     def training_dataset(self) -> str | None:
         """The dataset folder of the last training run started from the panel, or None."""

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from app.dialogs import show_about
 from app.findings import Mark
 from app.models_menu import ModelsMenu
+from app.server_settings import DetectTargetMenu
 from app.reading_actions import build_reading_actions, build_reading_toolbar
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def build_menus(window: MainWindow) -> None:
     models = window.menu("&Models")
     window.models = ModelsMenu(window, models, window.provider, window.settings, window.pool,
                                drive_provider=window.models_drive_detect)
+    window.detect_target = DetectTargetMenu(window, models)
     models.addSeparator()
     models.addAction(a("training", "&Train a model…", window.show_training, "Ctrl+T", "Show the Training panel"))
     window.training_panel.form.suggest_finetune = window.models.classifier_checkpoint

@@ -61,7 +61,15 @@ class DetectorProvider:
         with self._lock:
             if self._detector is None:
                 self._detector = self._factory()
+                # a remote detector knows only once connected whether the server runs the demo models
+                self.demo = bool(getattr(self._detector, "demo", self.demo))
             return self._detector
+
+    @property
+    def device(self) -> str | None:
+        """Where the built detector runs its models (None before it is built)."""
+        device = getattr(self._detector, "device", None)
+        return None if device is None else str(device)
 
     def reset(self, factory: DetectorFactory | None = None, demo: bool = False) -> None:
         """Forget the built detector (e.g. when the user picks other models in the Models menu)."""
