@@ -220,9 +220,8 @@ class DetectionPanel(QWidget):
         self._tick()
 
     def _tick(self) -> None:
-        stage = self._stage_text
-        verb = "Re-grouping" if self.controller.kind == "regroup" else "Detecting"
-        self.stage.setText(f"{verb}: {stage}   {self.controller.elapsed():.1f} s")
+        self.stage.setText(progress_text(self.controller.kind, self._stage_text, self.progress.value() / 1000,
+                                         self.controller.elapsed(), self.controller.provider.device))
 
     def _on_done(self, result: DetectionResult) -> None:
         self.progress.setValue(1000)
@@ -230,7 +229,8 @@ class DetectionPanel(QWidget):
         total = float(timings.pop("total", self.controller.elapsed()))
         parts = ", ".join(f"{k.replace('_', ' ')} {float(v):.1f} s" for k, v in timings.items())
         verb = "Re-grouped" if self.controller.last_kind == "regroup" else "Detected"
-        lines = [f"{verb} in {total:.1f} s on {result.device}" + (f" ({parts})" if parts else "")]
+        lines = [f"{verb} in {total:.1f} s on {result.device}"]  # one short line; the stages are in the tooltip
+        self.stage.setToolTip(f"Seconds per stage: {parts}" if parts else "")
         lines.append(f"Grouping: {result.grouping.describe()}")
         lines += [str(m) for m in result.messages]
         self.stage.setText("\n".join(lines))
@@ -320,3 +320,16 @@ class DetectionPanel(QWidget):
         self.method.blockSignals(True)
         self.method.setCurrentIndex(max(0, self.method.findData(grouping.method)))
         self.method.blockSignals(False)
+
+
+def progress_text(kind: str, stage: str, fraction: float, elapsed_s: float, device: str | None) -> str:
+    """The running line: stage, share done, elapsed time, an ETA once it can be guessed, and the device.
+
+    The ETA assumes the rest goes as fast as what is done (shown from 5 % on).
+    """
+    verb = "Re-grouping" if kind == "regroup" else "Detecting"
+    where = f" on {device}" if device else ""
+    text = f"{verb}{where}: {stage or 'starting'} · {fraction:.0%} · {elapsed_s:.1f} s"
+    if 0.05 <= fraction < 1.0 and elapsed_s > 0.5:
+        text += f", about {elapsed_s * (1.0 - fraction) / fraction:.0f} s left"
+    return text

@@ -225,10 +225,10 @@ def test_crop_preview_of_the_selected_finding(qtbot, detected) -> None:
     crop = detected.crop_panel
     assert all(tile.pixmap().isNull() for tile in crop.tiles.values())
     detected.state.select(2)
-    assert crop.title.text().startswith("#2 nodule")
+    assert crop.title.text().startswith("#2 ")
     for plane, tile in crop.tiles.items():
         pixmap = tile.pixmap()
-        assert not pixmap.isNull() and max(pixmap.width(), pixmap.height()) == 128
+        assert not pixmap.isNull() and max(pixmap.width(), pixmap.height()) == crop.tile_px  # tiles grow with the dock
     # coronal crop of 30 mm: 2.5 mm slices are taller than 0.8 mm pixels, the aspect stays square in mm
     coronal = crop.tiles[Plane.CORONAL].pixmap()
     assert abs(coronal.width() - coronal.height()) <= 12
@@ -293,3 +293,12 @@ def test_erosion_choice_regroups_and_follows_the_result(qtbot, detected, fake_de
     detect_and_wait(qtbot, detected)
     assert panel.erosion.currentData() == "3d"
     assert [panel.erosion.itemData(i) for i in range(panel.erosion.count())] == list(EROSIONS)
+
+
+def test_progress_names_the_device_and_an_eta() -> None:
+    from app.detection_panel import progress_text
+
+    assert progress_text("detect", "segmentation", 0.25, 3.0, "cuda:0") == (
+        "Detecting on cuda:0: segmentation · 25% · 3.0 s, about 9 s left"
+    )
+    assert progress_text("regroup", "", 0.01, 0.2, None) == "Re-grouping: starting · 1% · 0.2 s"  # too early to guess
