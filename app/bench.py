@@ -7,7 +7,9 @@ times, each a median over many repeats:
 
 * a slice change in each view: the state update, new pixels, overlay, markers
   and a synchronous repaint of that view;
-* a window/level step: ``setLevels`` on the three views and their repaints.
+* a window/level step: ``setLevels`` on the three views and their repaints;
+* a slab scrub step in each view (thin-slab MIP and average, ``--slab-mm``
+  thick): the same slice change with the slab projected (goal ≤ 16 ms).
 
 This is a benchmark command, not a timed test; record results in
 ``docs/benchmarks.md``.
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, default=40, help="candidates in the fake result (default 40)")
     parser.add_argument("--size", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"), help="window size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--slab-mm", type=float, nargs="+", default=(10.0, 20.0),
+                        help="slab thicknesses to time the scrub with (default 10 20)")
 
 
 def synthetic_ct(shape: tuple[int, int, int], seed: int = 0):
@@ -102,6 +106,21 @@ def _median_ms(samples: list[float]) -> float:
     return 1000.0 * statistics.median(samples)
 
 
+def _scrub(view, repeats: int, name: str) -> tuple[str, float, float, float]:
+    """Time ``repeats`` one-slice steps of a view (state, pixels, overlay, markers, repaint), walking up and down."""
+    viewport = view.canvas.viewport()
+    samples, markers = [], []
+    for k in range(repeats):
+        step = 1 if (k // 20) % 2 == 0 else -1  # walk up and down through 20 slices
+        start = time.perf_counter()
+        view.scroll(step)
+        viewport.repaint()
+        samples.append(time.perf_counter() - start)
+        markers.append(len(view.markers.data))
+    return (f"{name} ({view.layout_.n_u}×{view.layout_.n_v})", _median_ms(samples), max(samples) * 1000,
+            float(np.mean(markers)))
+
+
 def run(args: argparse.Namespace) -> int:
     if "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -133,18 +152,15 @@ def run(args: argparse.Namespace) -> int:
         app.processEvents()
         rows = []
         for plane in Plane:
-            view = window.views[plane]
-            viewport = view.canvas.viewport()
-            samples, markers = [], []
-            for k in range(args.repeats):
-                step = 1 if (k // 20) % 2 == 0 else -1  # walk up and down through 20 slices
-                start = time.perf_counter()
-                view.scroll(step)
-                viewport.repaint()
-                samples.append(time.perf_counter() - start)
-                markers.append(len(view.markers.data))
-            rows.append((f"slice change, {plane.value} ({view.layout_.n_u}×{view.layout_.n_v})",
-                         _median_ms(samples), max(samples) * 1000, float(np.mean(markers))))
+            rows.append(_scrub(window.views[plane], args.repeats, f"slice change, {plane.value}"))
+        for mode in ("mip", "mean"):
+            for thickness in args.slab_mm:
+                state.set_slab(enabled=True, mode=mode, thickness_mm=thickness)
+                for plane in Plane:
+                    label = "MIP" if mode == "mip" else "average"
+                    rows.append(_scrub(window.views[plane], args.repeats,
+                                       f"slab scrub, {label} {state.slab.thickness_mm:.0f} mm, {plane.value}"))
+        state.set_slab(enabled=False)
         samples = []
         for k in range(args.repeats):
             width = 1500.0 + (k % 10) * 20.0
@@ -159,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"gui-bench: {source} volume {ct.shape} (index,row,col), {args.candidates} candidates, "
           f"window {args.size[0]}×{args.size[1]}, Qt platform {platform}, {args.repeats} repeats; "
           f"volume ready in {t_volume:.1f} s")
-    print(f"{'measurement':44} {'median ms':>10} {'max ms':>9} {'markers':>8}")
+    print(f"{'measurement':52} {'median ms':>10} {'max ms':>9} {'markers':>8}")
     for name, median, worst, markers in rows:
         shown = "" if np.isnan(markers) else f"{markers:.1f}"
-        print(f"{name:44} {median:10.2f} {worst:9.2f} {shown:>8}")
+        print(f"{name:52} {median:10.2f} {worst:9.2f} {shown:>8}")
     return 0

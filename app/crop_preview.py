@@ -11,9 +11,9 @@ and the reader's ruler measurements (:class:`app.measurement_list.MeasurementLis
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from app.findings import Finding, FindingClass, marker_radius_mm
 from app.measurement_list import MeasurementListWidget
@@ -72,6 +72,7 @@ class CropPreviewPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.tile_px = TILE_PX
+        self._watched: QWidget | None = None
         self.title = QLabel("Select a finding to see it up close.")
         self.title.setWordWrap(True)
         self.size_text = QLabel("")
@@ -97,8 +98,8 @@ class CropPreviewPanel(QWidget):
         self.measurements = MeasurementListWidget(state)
         box = QVBoxLayout(self)
         box.addWidget(self.title)
+        box.addWidget(self.size_text)  # the numbers first: they must show even in a short dock
         box.addLayout(grid)
-        box.addWidget(self.size_text)
         box.addWidget(self.measurements)
         box.addStretch(1)
         self.setMinimumWidth(3 * TILE_RANGE_PX[0] + 4 * 6)
@@ -108,9 +109,36 @@ class CropPreviewPanel(QWidget):
         self.destroyed.connect(lambda *_: [off() for off in self._unsubscribe])
         self.refresh()
 
+    def _scroll_area(self) -> QScrollArea | None:
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        return parent
+
+    def showEvent(self, event) -> None:  # noqa: N802 — Qt override
+        super().showEvent(event)
+        area = self._scroll_area()
+        if area is not None and area.viewport() is not self._watched:
+            self._watched = area.viewport()
+            self._watched.installEventFilter(self)  # the dock's height changes the viewport, not always the panel
+        self._fit_tiles()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 — Qt override
+        if watched is self._watched and event.type() == QEvent.Type.Resize:
+            self._fit_tiles()
+        return False
+
     def resizeEvent(self, event) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
+        self._fit_tiles()
+
+    def _fit_tiles(self) -> None:
+        """Size the tiles to the panel's width and the dock's visible height (so none is cut off)."""
         side = tile_side_px(self.width() - 12)
+        visible = None if self._watched is None else self._watched.height()
+        if visible is not None:
+            others = self.layout().sizeHint().height() - self.tile_px
+            side = int(np.clip(min(side, visible - others), *TILE_RANGE_PX))
         if side != self.tile_px:
             self.tile_px = side
             for tile in self.tiles.values():

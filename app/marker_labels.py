@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 #: Approximate width of one label character and height of a label line, screen pixels.
-CHAR_PX = 8.5
-LINE_PX = 18.0
+CHAR_PX = 9.5
+LINE_PX = 20.0
 #: Numbers written in a stacked label before the rest are counted ("+N").
 MAX_IDS = 3
 

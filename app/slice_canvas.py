@@ -110,7 +110,7 @@ class SliceCanvas(pg.GraphicsView):
     def place_labels(self) -> None:
         """Fit each edge label to its text and pin it to its edge (empty ones are hidden)."""
         w, h, m = self.width(), self.height(), 6
-        for name, lab in (*self.letters.items(), ("info", self.info), ("window", self.window_text)):
+        for name, lab in (("info", self.info), ("window", self.window_text), *self.letters.items()):
             if not lab.text():
                 lab.hide()
                 continue
@@ -124,6 +124,8 @@ class SliceCanvas(pg.GraphicsView):
                 "info": (m, m),
                 "window": (m, h - lh - m),
             }[name]
+            if name == "top" and self.info.isVisible() and self.info.geometry().right() + 4 >= x:
+                y = self.info.geometry().bottom() + 4  # a narrow view: the letter goes below the info box
             lab.move(x, y)
             lab.show()
 

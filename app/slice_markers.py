@@ -44,7 +44,7 @@ class MarkerLayer:
         self.scatter.setZValue(3)
         self.labels = [pg.TextItem(anchor=(0.0, 1.0), fill=pg.mkBrush(*LABEL_BACKING_RGBA)) for _ in range(MAX_LABELS)]
         viewbox.addItem(self.scatter)
-        font = label_font(10.0)
+        font = label_font(11.0)
         for label in self.labels:
             label.setFont(font)
             viewbox.addItem(label)
