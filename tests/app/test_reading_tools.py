@@ -133,3 +133,20 @@ def test_view_text_has_a_dark_backing(qtbot, loaded) -> None:
         assert label.width() < canvas.width()  # fitted to its text, not a dark band
     assert canvas.info.geometry().top() >= 0 and canvas.info.height() >= 30
     assert QPoint(0, 0) != canvas.window_text.pos()
+
+
+def test_go_to_finding_field_is_a_setting(qtbot, make_window, write_volume) -> None:
+    from app.settings import AppSettings
+
+    settings = AppSettings()
+    assert settings.finding_fov_mm() == 60.0
+    settings.set_finding_fov_mm(1000)
+    assert settings.finding_fov_mm() == 300.0
+    settings.set_finding_fov_mm(40)
+    window = make_window(settings=settings)
+    assert window.state.finding_fov_mm == 40.0
+    open_and_wait(qtbot, window, write_volume("ct.mhd"))
+    detect_and_wait(qtbot, window)
+    window.state.select(window.state.findings.findings[0].id)
+    (x0, x1), (y0, y1) = window.views[Plane.AXIAL].viewbox.viewRange()
+    assert min(x1 - x0, y1 - y0) == pytest.approx(40.0, rel=0.05)
