@@ -44,8 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_backend_argument(parser, BACKENDS + ("both",))
     parser.add_argument("--compare-book", action="store_true",
                         help="also run the book-style pipeline once on the same volume and weights, per-stage ratios")
+    parser.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
+                        help="torch.compile the torch segmentation model in this mode (reduce-overhead: CUDA graphs); "
+                        "the warm-up run includes the compilation (off by default)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    parser.add_argument("--slices", type=int, default=BENCH_SLICES,
+                        help=f"slices of the phantom (default {BENCH_SLICES}, the standard benchmark volume)")
     parser.add_argument("--json", default=None, help="also write the report as JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung region)")
@@ -106,13 +111,13 @@ def finetune_like(classifier):
     return model
 
 
-def standard_phantom(seed: int, folder: Path) -> tuple[Path, str]:
+def standard_phantom(seed: int, folder: Path, slices: int = BENCH_SLICES) -> tuple[Path, str]:
     """Generate the standard phantom, write it as ``<uid>.mhd`` in ``folder``; return the path and a description."""
     import SimpleITK as sitk
 
     from engine.phantom import generate_series
 
-    ct, truth = generate_series(seed, "standard", n_slices=BENCH_SLICES)
+    ct, truth = generate_series(seed, "standard", n_slices=slices)
     image = sitk.GetImageFromArray(ct.hu)
     image.SetSpacing(ct.geometry.spacing_xyz)
     image.SetOrigin(ct.geometry.origin_xyz)
@@ -138,13 +143,15 @@ def run(args: argparse.Namespace) -> int:
     comparison = None
     with tempfile.TemporaryDirectory(prefix="lungcad-bench-") as tmp, cpu_threads(args.threads):
         print("generating the standard phantom ...", flush=True)
-        path, series = standard_phantom(args.seed, Path(tmp))
+        path, series = standard_phantom(args.seed, Path(tmp), args.slices)
         for backend in backends:
             config = DetectorConfig(
                 grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices,
                 backend=backend, threads=args.threads,
             )
             detector = Detector(seg, cls, mal, device=args.device, config=config)
+            if args.compile:
+                detector.compile(mode=None if args.compile == "default" else args.compile)
             print(f"timing {args.runs} run(s) after a warm-up on {detector.device}, backend {backend} ...", flush=True)
             report = benchmark_detector(
                 detector, lambda: load_ct(path), runs=max(1, args.runs), weights=weights, series=series

@@ -50,6 +50,8 @@ class BenchReport:
         messages: The detector's notes.
         date: ISO date and time of the run.
         backends: The runtime of each backend stage (``{"segmentation": "onnx", ...}``).
+        warmup_s: Total detection seconds of each warm-up run (first-use costs: an ONNX
+            export, ``torch.compile``, allocator and oneDNN plans).
     """
 
     medians_s: dict[str, float]
@@ -71,6 +73,7 @@ class BenchReport:
     messages: list[str] = field(default_factory=list)
     date: str = ""
     backends: dict[str, str] = field(default_factory=dict)
+    warmup_s: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -99,6 +102,8 @@ class BenchReport:
             + (f", GPU {self.peak_gpu_mb:.0f} MiB" if self.peak_gpu_mb is not None else ""),
             f"load average before/after: {self.machine.get('load_before')} / {self.machine.get('load_after')}",
         ]
+        if self.warmup_s:
+            lines.append("warm-up run(s), detection s (first-use costs included): " + ", ".join(f"{v:.2f}" for v in self.warmup_s))
         return "\n".join(lines)
 
 
@@ -195,6 +200,7 @@ def benchmark_detector(
         torch.cuda.reset_peak_memory_stats(device)
     timed: list[dict[str, float]] = []
     cpu_runs: list[dict[str, float]] = []
+    warmups: list[float] = []
     result = None
     with PeakMemory() as memory:
         for index in range(warmup + runs):
@@ -202,6 +208,8 @@ def benchmark_detector(
             ct = load()
             load_s = time.perf_counter() - began
             result = detector.detect(ct)
+            if index < warmup:
+                warmups.append(time.perf_counter() - began - load_s)
             if index >= warmup:
                 timed.append({"load": load_s, **{k: float(v) for k, v in result.timings.items()}})
                 cpu = dict(result.extra.get("cpu_seconds", {}))
@@ -233,6 +241,7 @@ def benchmark_detector(
         messages=list(result.messages),
         date=_dt.datetime.now().isoformat(timespec="seconds"),
         backends=dict(result.extra.get("backends", {})),
+        warmup_s=warmups,
     )
 
 

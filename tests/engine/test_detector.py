@@ -335,3 +335,11 @@ def test_cuda_gives_the_cpu_result(ct, result, detector):
     assert_allclose(out.p_nodule(), result.p_nodule(), atol=1e-4)
     mixed = Detector(detector.segmentation, detector.classifier, detector.malignancy, device="cuda").detect(ct)
     assert mixed.precision == "float16" and len(mixed.candidates) == len(result.candidates)
+
+
+def test_compile_keeps_the_result(ct, result):
+    detector = Detector(DenseTissueSegmentation(), tiny_classifier(1), tiny_classifier(2), device="cpu")
+    detector.compile(backend="eager")  # traces with dynamo, runs eagerly: the wiring, not inductor
+    again = detector.detect(ct)
+    assert_array_equal(again.seg_probability, result.seg_probability)
+    assert again.candidates == result.candidates
