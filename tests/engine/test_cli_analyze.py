@@ -110,9 +110,30 @@ def test_erosion_option_reaches_the_detector(checkpoints):
         parse(analyze_command, ["scan.mhd", "--erosion", "2d"])
 
 
+def test_backend_option_reaches_the_detector(checkpoints):
+    import argparse
+
+    from engine.commands import analyze as analyze_command
+    from engine.commands import evaluate as evaluate_command
+
+    models = ["--seg", str(checkpoints / "seg.pt"), "--cls", str(checkpoints / "cls.pt"),
+              "--mal", str(checkpoints / "mal.pt"), "--device", "cpu"]
+    for module, first in ((analyze_command, ["scan.mhd"]), (evaluate_command, ["--data", "d"])):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        assert parser.parse_args([*first, *models]).backend == "torch"
+        args = parser.parse_args([*first, *models, "--backend", "auto"])
+        build = analyze_command.detector_from_args if module is analyze_command else evaluate_command.build_detector
+        built = build(args)
+        detector = built[0] if isinstance(built, tuple) else built
+        assert detector.config.backend == "auto"
+        assert detector.backends == {"segmentation": "onnx", "classification": "torch"}
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--backend", "tensorrt"], "invalid choice: 'tensorrt'"),
         (["--erosion", "2d"], "unknown erosion '2d'"),
         (["--seg-threshold", "1.5"], "must lie in [0, 1]"),
         (["--seg-threshold", "x"], "could not convert"),
