@@ -176,8 +176,17 @@ def save_checkpoint(
         "optimizer_state": optimizer_state,
         "optimizer_name": optimizer_name,
     }
-    with atomic_open(path, "wb") as stream:
-        torch.save(payload, stream)
+    try:
+        with atomic_open(path, "wb") as stream:
+            torch.save(payload, stream)
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer turns a failed write (a full disk) into a RuntimeError; the OSError is its context
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise CheckpointError(
+            f"could not be written ({cause.strerror or cause}); the previous file, if any, is unchanged", path
+        ) from None
     return sha
 
 

@@ -143,6 +143,8 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
         return TrainConfig.from_dict(values), True
     if not explicit.get("data"):
         raise TrainingRunError("--data DATASET_FOLDER is required to start a run")
+    if not Path(explicit["data"]).is_dir():  # before any run folder exists: a typo leaves nothing behind
+        raise TrainingRunError("is not a dataset folder (no such folder)", explicit["data"])
     if not args.run_name and not args.run_dir:
         if launched_by_torchrun():
             raise TrainingRunError("name the run (RUN_NAME or --run-dir) when launching with torchrun")

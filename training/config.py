@@ -7,6 +7,7 @@ every one is a command-line option.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,14 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if self.ratio < 0 or self.num_workers < 0:
             problems.append("ratio and num_workers must not be negative")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append("lr must be a positive number")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            problems.append("momentum must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append("weight_decay must not be negative")
+        if not 0 < self.threshold < 1:
+            problems.append("threshold must be between 0 and 1")
         if self.dice_over not in ("sample", "batch"):
             problems.append("dice_over must be 'sample' or 'batch'")
         if self.nodule_slices not in ("centre", "all"):

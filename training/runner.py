@@ -23,7 +23,7 @@ from training.config import TrainConfig, write_config
 from training.distributed import DistContext, init_distributed, shutdown
 from training.events import PROTOCOL_VERSION, EventLog
 from training.loop import TrainingLoop, build_optimizer, training_precision
-from training.runs import LoopState, prepare_run_dir
+from training.runs import LoopState, RunStart, start_run_dir
 from training.stopping import StopRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -112,6 +112,7 @@ def run_training(
     stop = StopRequest(Path(config.run_dir))
     writers: dict[str, Any] = {}
     loop: TrainingLoop | None = None
+    start: RunStart | None = None
     try:
         from engine.devices import resolve_device
 
@@ -119,9 +120,13 @@ def run_training(
         device = training_device(config, context)
         paths = RunLayout(Path(config.run_dir))
         if context.is_main:
-            paths = prepare_run_dir(Path(config.run_dir), resume)
+            start = start_run_dir(Path(config.run_dir), resume)
+            paths, resume = start.layout, start.resume
+            for note in start.notes:
+                print(f"note: {paths.root}: {note}", file=sys.stderr)
         if context.distributed:
             dist.barrier()
+            resume = resume and paths.last.is_file()
         stream = (stdout or sys.stdout) if json_stdout else None
         events = EventLog(config.run_name, paths.metrics, enabled=context.is_main, stdout=stream)
         if context.is_main:
@@ -189,6 +194,8 @@ def run_training(
     finally:
         for writer in writers.values():
             writer.close()
+        if start is not None:
+            start.release()
         stop.restore_signal_handler()
         events.close()
         shutdown(context)

@@ -20,28 +20,124 @@ from engine.errors import TrainingRunError
 from engine.run_layout import RunLayout
 
 
-def prepare_run_dir(root: Path, resume: bool) -> RunLayout:
-    """Check (and create) a run folder.
+#: The lock file a running trainer holds (an OS lock: a killed process releases it).
+LOCK_FILE_NAME = ".lock"
 
-    Args:
-        root: The run folder.
-        resume: Continue the run in it (it must hold ``config.json`` and
-            ``checkpoints/last.pt``); otherwise it must not hold a run yet.
+
+def prepare_run_dir(root: Path, resume: bool) -> RunLayout:
+    """Check (and create) a run folder; see :func:`start_run_dir`, which also locks it and clears dead ends.
 
     Raises:
         TrainingRunError: a new run would overwrite an existing one, or there is
             nothing to resume.
     """
+    return start_run_dir(root, resume).layout
+
+
+@dataclass
+class RunStart:
+    """A run folder ready for a start or a resume.
+
+    Args:
+        layout: The run folder.
+        resume: Whether the run continues from ``last.pt`` (False when a resume
+            found no checkpoint yet and starts at epoch 1 with the saved settings).
+        notes: What was done to the folder (dead end reused, temporary files removed).
+        lock: The open lock file (kept open while the run goes; None where the OS has no locks).
+    """
+
+    layout: RunLayout
+    resume: bool
+    notes: list[str] = field(default_factory=list)
+    lock: Any = None
+
+    def release(self) -> None:
+        """Close the lock file (the lock goes with it)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+def start_run_dir(root: Path, resume: bool) -> RunStart:
+    """Lock a run folder, remove what a killed run left, and check that the start or resume makes sense.
+
+    A folder whose run never wrote a checkpoint (killed early, or refused its
+    dataset) is a dead end: ``--resume`` starts it again at epoch 1 with its
+    saved settings (and any options given), and a new start is refused with a
+    message that says so. Temporary files of interrupted atomic writes are
+    removed. A folder locked by a live trainer is refused.
+
+    Args:
+        root: The run folder.
+        resume: Continue the run in it (it must hold ``config.json``); otherwise
+            it must not hold a run with a checkpoint.
+
+    Raises:
+        TrainingRunError: another trainer runs in the folder, a new run would
+            overwrite one with checkpoints, or there is no run to resume.
+    """
     paths = RunLayout(Path(root))
-    if resume:
-        if not paths.config.is_file():
-            raise TrainingRunError("holds no config.json: there is no run to resume here", paths.root)
-        if not paths.last.is_file():
-            raise TrainingRunError("has no checkpoints/last.pt yet: nothing to resume (start it again instead)", paths.root)
-    elif paths.holds_run:
-        raise TrainingRunError("already holds a training run; choose another run name/--run-dir or pass --resume", paths.root)
+    if resume and not paths.config.is_file():
+        raise TrainingRunError("holds no config.json: there is no run to resume here", paths.root)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
-    return paths
+    lock = _lock(paths.root)
+    start = RunStart(paths, resume, lock=lock)
+    try:
+        removed = remove_stale_temporaries(paths)
+        if removed:
+            start.notes.append(f"removed {removed} temporary file(s) left by an interrupted write")
+        has_checkpoint = paths.last.is_file() or paths.best.is_file()
+        if resume and not paths.last.is_file():
+            start.resume = False
+            start.notes.append("no checkpoint yet (the run stopped before its first epoch ended): starting at epoch 1")
+        elif not resume and paths.holds_run:
+            if has_checkpoint:
+                raise TrainingRunError(
+                    "already holds a training run; choose another run name/--run-dir or pass --resume", paths.root
+                )
+            raise TrainingRunError(
+                "already holds a training run that never wrote a checkpoint (stopped early or refused its input); "
+                "pass --resume (with a corrected --data if needed) to start it again at epoch 1 in this folder, "
+                "or choose another run name/--run-dir",
+                paths.root,
+            )
+    except BaseException:
+        start.release()
+        raise
+    return start
+
+
+def remove_stale_temporaries(paths: RunLayout) -> int:
+    """Remove the temporary files (``.NAME.XXXX.tmp*``) that a killed atomic write leaves; returns how many.
+
+    Only call it while holding the run's lock: a live writer's temporary file would go too.
+    """
+    removed = 0
+    for folder in (paths.root, paths.checkpoints):
+        for temp in folder.glob(".*.tmp*"):
+            if temp.is_file():
+                temp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _lock(root: Path) -> Any:
+    """Take the run folder's lock without waiting.
+
+    Raises:
+        TrainingRunError: a live trainer holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the folder checks still apply
+        return None
+    handle = open(root / LOCK_FILE_NAME, "a+", encoding="utf-8")  # noqa: SIM115 — held open while the run goes
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise TrainingRunError("a training is running in this folder now; stop it first or choose another", root) from None
+    return handle
 
 
 @dataclass
