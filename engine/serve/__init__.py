@@ -6,6 +6,8 @@
 * :mod:`engine.serve.auth` — the bearer token file, constant-time checks, the loopback rule.
 * :mod:`engine.serve.upload` — size-bounded uploads, format sniffing, safe zips, private temp folders.
 * :mod:`engine.serve.metrics` — Prometheus metrics.
+* :mod:`engine.serve.result_codec` — a whole detection result as an ``.npz`` (``/v1/detect?include=probability``).
+* :mod:`engine.serve.client` — :class:`RemoteDetector`: Detect on a server like a local detector (the viewer's "Detect on: server").
 """
 
 from __future__ import annotations

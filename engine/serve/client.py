@@ -163,7 +163,7 @@ class RemoteDetector:
         self.info(refresh=True)  # ready, and the token accepted, before uploading a whole CT
         query = {} if self.grouping is None else self.grouping.as_dict()
         query["include"] = "probability"
-        with tempfile.TemporaryDirectory(prefix="lungcad-remote-") as folder:
+        with tempfile.TemporaryDirectory(prefix="lungcad-remote-", ignore_cleanup_errors=True) as folder:
             report(0.0, "writing the CT for upload")
             path = write_mha(ct, Path(folder) / "ct.mha")
             size = path.stat().st_size
