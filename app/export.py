@@ -169,6 +169,10 @@ def _compose(widgets: QWidget | Sequence[QWidget]) -> QPixmap:
     return canvas
 
 
+#: How many times a failed export offers the file dialog again before giving up.
+EXPORT_OFFERS = 3
+
+
 def export_from_window(window: MainWindow, kind: str) -> Path | None:
     """Ask where, then export ``kind`` (``csv``, ``json``, ``pdf``, ``png``) from the window; errors go to a dialog.
 
@@ -180,21 +184,31 @@ def export_from_window(window: MainWindow, kind: str) -> Path | None:
     state = window.state
     if state.volume is None or (kind != "png" and state.result is None):
         return None
-    start = str(Path(window._last_folder()) / suggested_name(state, kind))
-    path, _ = QFileDialog.getSaveFileName(window, f"Export {kind.upper()}", start, EXPORT_FILTERS[kind])
-    if not path:
-        return None
-    try:
-        if kind == "png":
-            written = snapshot_views([window.views[p].canvas for p in Plane], path)
-        elif kind == "pdf":
-            from app.report import report_details, write_report
+    from engine.errors import EngineError
+    from engine.files import check_output_path
+    from engine.io.ct import input_files
 
-            written = write_report(state, path, report_details(window))
-        else:
-            written = export_findings(state, kind, path, demo=window.provider.demo)
-    except (OSError, ValueError) as exc:
-        window.report_error("Export failed", f"{path}: {exc}")
+    start = str(Path(window._last_folder()) / suggested_name(state, kind))
+    inputs = input_files(state.volume.source_path) if state.volume.source_path is not None else ()
+    for _attempt in range(EXPORT_OFFERS):  # a failed write keeps the findings and offers another file
+        path, _ = QFileDialog.getSaveFileName(window, f"Export {kind.upper()}", start, EXPORT_FILTERS[kind])
+        if not path:
+            return None
+        try:
+            check_output_path(path, inputs)  # never over the open CT, a folder or a device
+            if kind == "png":
+                written = snapshot_views([window.views[p].canvas for p in Plane], path)
+            elif kind == "pdf":
+                from app.report import report_details, write_report
+
+                written = write_report(state, path, report_details(window))
+            else:
+                written = export_findings(state, kind, path, demo=window.provider.demo)
+            break
+        except (OSError, ValueError, EngineError) as exc:
+            window.report_error("Export failed", f"{path}: {exc}\n\nNothing is lost: choose another file, or cancel.")
+            start = path
+    else:
         return None
     window.statusBar().showMessage(f"Saved {written}", 5000)
     return written

@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 
 #: The tiny run every kill cycle trains (a few seconds of CPU per epoch).
-EPOCHS = 3
+EPOCHS = 2
 
 
 @dataclass
@@ -154,7 +154,12 @@ def kill_training(data: Path, run_dir: Path, kills: int, seed: int = 0, timeout:
     last_epoch = _check_checkpoints(run_dir, report)
     before = _started_epochs(run_dir)
     final = _launch(_next_argv(data, run_dir), slow_writes=0.0)
-    _, err = final.communicate(timeout=timeout)
+    try:
+        _, err = final.communicate(timeout=4 * timeout)
+    except subprocess.TimeoutExpired:
+        final.kill()
+        _, err = final.communicate()
+        report.problems.append(f"the final launch did not finish within {4 * timeout:.0f} s")
     if final.returncode != 0:
         report.problems.append(f"the final launch failed (status {final.returncode}): {err[-600:]}")
     starts = _started_epochs(run_dir)
