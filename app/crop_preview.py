@@ -202,7 +202,8 @@ class CropPreviewPanel(QWidget):
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.drawEllipse(QPointF(pixmap.width() / 2, pixmap.height() / 2), radius, radius)
-        length = nice_scale_length(1.0 / px_per_mm, target_px=0.3 * pixmap.width())
-        paint_scale_bar(painter, QRectF(pixmap.rect()), length * px_per_mm, f"{length:g} mm", label_font(8.0))
+        length = nice_scale_length(1.0 / px_per_mm, target_px=0.22 * pixmap.width())
+        small = label_font(7.0, bold=False)
+        paint_scale_bar(painter, QRectF(pixmap.rect()), length * px_per_mm, f"{length:g} mm", small)
         painter.end()
         return pixmap
