@@ -28,7 +28,7 @@ REMEMBERED_THRESHOLDS = ("nodule", "near_miss_band", "malignancy")
 #: Size of a window opened for the first time, px.
 FIRST_SIZE = (1560, 960)
 #: Width of the right-hand dock column, px.
-DOCK_WIDTH = 560
+DOCK_WIDTH = 620
 #: Smallest usable (width, height) of each dock, px.
 DOCK_MINIMUM = {"cad": (340, 150), "findings": (400, 330), "candidate": (340, 190), "training": (560, 300)}
 #: Height of the Training dock when it opens below the views, px.
