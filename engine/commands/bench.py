@@ -14,7 +14,7 @@ per stage. ``--compare-book`` also runs the book-style pipeline
 (:mod:`engine.detection.book_style`) once with the same models on the same
 volume and prints its stages beside ours with the ratios (book / ours) and
 both candidate counts. ``--json`` writes ``{"reports": {backend: report},
-"book_comparison": {...} or null}``.
+"book_comparison": {backend: comparison} or null}``.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     seg, cls, mal, weights = bench_models(args)
     backends = ("torch", "onnx") if args.backend == "both" else (args.backend,)
     reports = {}
-    comparison = None
+    comparisons = {}
     with tempfile.TemporaryDirectory(prefix="lungcad-bench-") as tmp, cpu_threads(args.threads):
         print("generating the standard phantom ...", flush=True)
         path, series = standard_phantom(args.seed, Path(tmp), args.slices)
@@ -161,23 +161,25 @@ def run(args: argparse.Namespace) -> int:
             for line in report.messages:
                 print(f"note: {line}")
         if args.compare_book:
-            from engine.detection.book_compare import compare_with_book
+            from engine.detection.book_compare import compare_with_book, run_book_style
 
             print("running the book-style pipeline once (every slice, batch 4, scipy grouping) ...", flush=True)
-            ours = reports[backends[-1]]  # the detector timed last
-            comparison = compare_with_book(
-                detector, load_ct(path), ours.medians_s, ours.cpu_medians_s, ours.candidates, ours.nodules
-            )
+            models = (detector.segmentation, detector.classifier, detector.malignancy)
+            book = run_book_style(load_ct(path), models, detector.policy.device, config.grouping.seg_threshold)
+            comparisons = {
+                name: compare_with_book(book, r.medians_s, r.cpu_medians_s, r.candidates, r.nodules, r.backends)
+                for name, r in reports.items()
+            }
     if len(reports) > 1:
         print(side_by_side(reports))
-    if comparison is not None:
+    for comparison in comparisons.values():
         print(comparison.table())
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "reports": {name: report.as_dict() for name, report in reports.items()},
-            "book_comparison": comparison.as_dict() if comparison is not None else None,
+            "book_comparison": {name: c.as_dict() for name, c in comparisons.items()} or None,
         }
         out.write_text(json.dumps(payload, indent=1))
         print(f"wrote {out}")

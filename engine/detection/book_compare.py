@@ -108,21 +108,23 @@ def run_book_style(
 
 
 def compare_with_book(
-    detector: Any, ct: CtVolume, medians_s: dict[str, float], cpu_medians_s: dict[str, float], candidates: int, nodules: int
+    book: tuple[dict[str, float], dict[str, float], int, int],
+    medians_s: dict[str, float],
+    cpu_medians_s: dict[str, float],
+    candidates: int,
+    nodules: int,
+    backends: dict[str, str],
 ) -> BookComparison:
-    """Run the book-style pipeline with ``detector``'s models on ``ct`` and set it beside our medians.
+    """Set one book-style run (:func:`run_book_style`) beside one of our bench reports.
 
     Args:
-        detector: The :class:`~engine.detection.Detector` that was timed.
-        ct: The CT it was timed on.
+        book: What :func:`run_book_style` returned.
         medians_s: Our median wall seconds per stage (:class:`~engine.detection.benchmark.BenchReport`).
         cpu_medians_s: Our median CPU seconds per stage.
         candidates: Our candidates; ``nodules``: with p_nodule >= 0.5.
+        backends: Our runtime per backend stage.
     """
-    models = (detector.segmentation, detector.classifier, detector.malignancy)
-    book_s, book_cpu, book_candidates, book_nodules = run_book_style(
-        ct, models, detector.policy.device, detector.config.grouping.seg_threshold
-    )
+    book_s, book_cpu, book_candidates, book_nodules = book
     ours = {stage: sum(medians_s.get(part, 0.0) for part in parts) for stage, parts in OUR_STAGES.items()}
     ours_cpu = {stage: sum(cpu_medians_s.get(part, 0.0) for part in parts) for stage, parts in OUR_STAGES.items()}
     return BookComparison(
@@ -136,5 +138,5 @@ def compare_with_book(
         book_nodules=book_nodules,
         our_candidates=candidates,
         our_nodules=nodules,
-        ours_backend=dict(getattr(detector, "backends", {})),
+        ours_backend=dict(backends),
     )

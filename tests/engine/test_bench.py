@@ -80,13 +80,14 @@ def test_bench_models_prefers_book_weights(book_dir, monkeypatch, tmp_path):
 
 def test_book_comparison_and_side_by_side_on_a_small_volume():
     from engine.detection.benchmark import side_by_side
-    from engine.detection.book_compare import OUR_STAGES, compare_with_book
+    from engine.detection.book_compare import OUR_STAGES, compare_with_book, run_book_style
 
     ct = lung_block(shape=(12, 48, 48), nodules=(((6, 24, 24), 3.0),))
     detector = Detector(DenseTissueSegmentation(), tiny_classifier(1), tiny_classifier(2), device="cpu")
     report = benchmark_detector(detector, lambda: ct, runs=1, warmup=0)
+    book = run_book_style(ct, (detector.segmentation, detector.classifier, detector.malignancy), detector.device, 0.5)
     comparison = compare_with_book(
-        detector, ct, report.medians_s, report.cpu_medians_s, report.candidates, report.nodules
+        book, report.medians_s, report.cpu_medians_s, report.candidates, report.nodules, report.backends
     )
     assert set(comparison.book_s) == set(comparison.ratio) == set(OUR_STAGES)
     assert comparison.book_s["total"] >= comparison.book_s["segmentation"] > 0
