@@ -314,25 +314,36 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 
 def replace_directory(source: str | Path, destination: str | Path) -> None:
-    """Put the finished folder ``source`` in the place of ``destination`` (removed first if there).
+    """Put the finished folder ``source`` in the place of ``destination``.
 
-    Readers see the old folder, then briefly none, then the new one, never a
-    half-filled one.
+    An existing ``destination`` is first renamed aside, then ``source`` renamed
+    into its place, then the old one removed; if the second rename fails the
+    old folder is put back. Readers see the old folder, then briefly none,
+    then the new one, never a half-filled one.
 
     Args:
         source: The filled folder, beside ``destination``.
         destination: Where it belongs.
 
     Raises:
-        OSError: the old folder cannot be removed or the rename fails.
+        OSError: the rename fails (``destination`` is as it was).
     """
-    destination = Path(destination)
-    for name in Path(source).iterdir():
+    source, destination = Path(source), Path(destination)
+    for name in source.iterdir():
         if name.is_file():
             _fsync_file(name)
-    if destination.exists():
-        shutil.rmtree(destination)
-    _rename(source, destination)
+    if not destination.exists():
+        _rename(source, destination)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
+    retired.rmdir()
+    _rename(destination, retired)
+    try:
+        _rename(source, destination)
+    except OSError:
+        _rename(retired, destination)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _create_temp(path: Path, suffix: str = "") -> tuple[Path, int]:

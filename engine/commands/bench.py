@@ -33,6 +33,7 @@ from engine.commands.options import (
     model_paths_from_args,
 )
 from engine.detection.settings import BACKENDS
+from engine.files import write_text_atomic
 
 DESCRIPTION = "time detection (per stage) on the standard 512x512x300 phantom"
 #: Slices of the standard benchmark volume.
@@ -181,6 +182,6 @@ def run(args: argparse.Namespace) -> int:
             "reports": {name: report.as_dict() for name, report in reports.items()},
             "book_comparison": {name: c.as_dict() for name, c in comparisons.items()} or None,
         }
-        out.write_text(json.dumps(payload, indent=1))
+        write_text_atomic(out, json.dumps(payload, indent=1))
         print(f"wrote {out}")
     return 0

@@ -25,6 +25,7 @@ from engine.deploy.export import EXPORTERS, FORMATS, TOLERANCE, check_equivalenc
 from engine.deploy.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, file_entry, file_sha256, tool_versions, write_manifest
 from engine.deploy.samples import phantom_crops, phantom_slices
 from engine.deploy.specs import OPSET, spec_for
+from engine.files import replace_directory
 from engine.paths import MODELS_DIR
 
 #: Phantom seed of the inputs the checks run on.
@@ -185,14 +186,4 @@ def _check_destination(out_dir: Path) -> None:
 
 def _publish(staging: Path, out_dir: Path) -> None:
     """Rename the staging folder to ``out_dir``; an earlier export there is replaced only after that."""
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    retired = out_dir.with_name(f".{out_dir.name}.old-{staging.name.rsplit('.', 2)[-2]}")
-    out_dir.rename(retired)
-    try:
-        staging.rename(out_dir)
-    except OSError:
-        retired.rename(out_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
+    replace_directory(staging, out_dir)
