@@ -147,7 +147,7 @@ class SlabProjector:
                 if not lo <= k <= hi:
                     self._sum -= self._slice_any(k)
         self._sum_range = (lo, hi)
-        return (self._sum / np.float32(hi - lo + 1)).astype(np.float32)
+        return np.multiply(self._sum, np.float32(1.0 / (hi - lo + 1)), dtype=np.float32)  # no float64 copy
 
     def _slice_any(self, k: int) -> np.ndarray:
         """A slice that left the slab: from the cache when still there, else read again."""
