@@ -113,5 +113,6 @@ class SliceReadingTools:
 
     def pick_measurement(self, pos: QPointF) -> None:
         """Ruler tool click: select the measurement under the mouse (or none)."""
-        self.state.select_measurement(self.measure_layer.nearest(float(pos.x()), float(pos.y()), PICK_PX * self._mm_per_px()[0]))
+        tolerance_mm = PICK_PX * self._mm_per_px()[0]
+        self.state.select_measurement(self.measure_layer.nearest(float(pos.x()), float(pos.y()), tolerance_mm))
 
