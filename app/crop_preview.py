@@ -2,7 +2,7 @@
 
 Each crop shows the finding in the current window/level with its circle (the
 marker style of the views: solid for nodules, dashed violet for near misses)
-and a scale bar; the tiles grow and shrink with the panel so none is clipped.
+and a scale bar, the axial one also the long (cyan) and short (orange) axis; the tiles grow and shrink with the panel so none is clipped.
 Under them: the finding's size (long × short axis on its axial centre slice,
 volume, consistency and solid component, from :func:`engine.measure.lesion_measurements`)
 and the reader's ruler measurements (:class:`app.measurement_list.MeasurementListWidget`).
@@ -26,6 +26,8 @@ from engine.measure import LesionMeasurement, lesion_measurements
 
 #: Smallest field of view of a crop, in mm; larger findings get 2.5 × their diameter.
 MIN_FOV_MM = 30.0
+#: Colours of the long and short axis drawn on the axial crop.
+AXIS_RGB = ((120, 230, 255), (255, 150, 60))
 #: Side of each crop on screen, in pixels: default, and the range it adapts to the panel's width in.
 TILE_PX = 128
 TILE_RANGE_PX = (96, 220)
@@ -202,8 +204,30 @@ class CropPreviewPanel(QWidget):
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.drawEllipse(QPointF(pixmap.width() / 2, pixmap.height() / 2), radius, radius)
+        if plane == Plane.AXIAL:
+            self._draw_axes(painter, layout, c.center_irc, pixmap, px_per_mm)
         length = nice_scale_length(1.0 / px_per_mm, target_px=0.22 * pixmap.width())
         small = label_font(7.0, bold=False)
         paint_scale_bar(painter, QRectF(pixmap.rect()), length * px_per_mm, f"{length:g} mm", small)
         painter.end()
         return pixmap
+
+    def _draw_axes(self, painter: QPainter, layout, center_irc, pixmap: QPixmap, px_per_mm: float) -> None:
+        """The long and short axis the size was measured along, on the axial crop (when it shows that slice)."""
+        m = self.measurement
+        shown = int(np.clip(np.floor(float(center_irc[0]) + 0.5), 0, layout.n_slices - 1))
+        if m is None or m.long_axis_rc is None or m.short_axis_rc is None or m.slice_index != shown:
+            return
+        centre = np.floor(np.asarray(center_irc, dtype=np.float64) + 0.5)  # the crop's middle voxel
+        middle = layout.to_screen(centre)
+        half = np.array([pixmap.width() / 2, pixmap.height() / 2])
+
+        def at(rc: tuple[float, float]) -> QPointF:
+            x, y = half + (layout.to_screen(np.array([centre[0], rc[0], rc[1]])) - middle) * px_per_mm
+            return QPointF(float(x), float(y))
+
+        for ends, rgb in ((m.long_axis_rc, AXIS_RGB[0]), (m.short_axis_rc, AXIS_RGB[1])):
+            pen = QPen(QColor(*rgb))
+            pen.setWidthF(1.5)
+            painter.setPen(pen)
+            painter.drawLine(at(ends[0]), at(ends[1]))

@@ -18,6 +18,7 @@ whole pixels (a single pixel measures one pixel across, not zero).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ class LesionMeasurement:
         slice_index: The axial slice the diameters were measured on.
         from_mask: False when the segmentation held no voxel of the finding (the
             values then come from the candidate's own diameter and voxel count).
+        long_axis_rc, short_axis_rc: The two chords' ends ``((r0, c0), (r1, c1))``
+            in the volume's continuous (row, col) voxel coordinates on
+            ``slice_index`` (None without a mask), to draw them.
     """
 
     long_axis_mm: float
@@ -57,6 +61,8 @@ class LesionMeasurement:
     solid_axis_mm: float | None
     slice_index: int
     from_mask: bool = True
+    long_axis_rc: tuple[tuple[float, float], tuple[float, float]] | None = None
+    short_axis_rc: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def summary(self) -> str:
         """One line for a reader: ``"12.3 × 8.1 mm, 640 mm³, part-solid (solid 4.2 mm)"``."""
@@ -86,6 +92,17 @@ def _extreme_corners(mask: np.ndarray, spacing_rc: tuple[float, float]) -> np.nd
     return corners * np.asarray(spacing_rc, dtype=np.float64)
 
 
+def _feret_ends(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[float, np.ndarray, np.ndarray]:
+    """Length and the two ends (mm, row/col order) of the longest chord of a 2D mask."""
+    corners = _extreme_corners(mask, spacing_rc)
+    if len(corners) == 0:
+        return 0.0, np.zeros(2), np.zeros(2)
+    diff = corners[:, None, :] - corners[None, :, :]
+    d2 = np.einsum("ijk,ijk->ij", diff, diff)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    return math.sqrt(float(d2[i, j])), corners[j], corners[i]
+
+
 def max_feret(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[float, np.ndarray]:
     """The longest chord of a 2D mask (its maximum Feret diameter), in mm.
 
@@ -97,14 +114,8 @@ def max_feret(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[float,
         ``(length_mm, direction)``: the length and a unit vector ``(d_row, d_col)``
         in mm space along it (``(0, 0)`` for an empty mask).
     """
-    corners = _extreme_corners(mask, spacing_rc)
-    if len(corners) == 0:
-        return 0.0, np.zeros(2)
-    diff = corners[:, None, :] - corners[None, :, :]
-    d2 = np.einsum("ijk,ijk->ij", diff, diff)
-    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-    length = math.sqrt(float(d2[i, j]))
-    direction = diff[i, j] / length if length > 0 else np.zeros(2)
+    length, start, end = _feret_ends(mask, spacing_rc)
+    direction = (end - start) / length if length > 0 else np.zeros(2)
     return length, direction
 
 
@@ -123,9 +134,16 @@ def perpendicular_chord(mask: np.ndarray, spacing_rc: tuple[float, float], direc
     Returns:
         Chord length in mm (0 for an empty mask).
     """
+    return _chord_ends(mask, spacing_rc, direction)[0]
+
+
+def _chord_ends(
+    mask: np.ndarray, spacing_rc: tuple[float, float], direction: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`perpendicular_chord`'s length and its two ends (mm, row/col order)."""
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
-        return 0.0
+        return 0.0, np.zeros(2), np.zeros(2)
     sr, sc = (float(s) for s in spacing_rc)
     points = np.stack([rows * sr, cols * sc], axis=-1)
     t_axis = np.asarray(direction, dtype=np.float64)
@@ -141,8 +159,12 @@ def perpendicular_chord(mask: np.ndarray, spacing_rc: tuple[float, float], direc
     np.maximum.at(hi, bins, n)
     np.minimum.at(lo, bins, n)
     across = abs(n_axis[0]) * sr + abs(n_axis[1]) * sc  # one pixel's extent across the chord
-    used = np.isfinite(hi)
-    return float(np.max(hi[used] - lo[used]) + across)
+    spans = np.where(np.isfinite(hi), hi - lo, -np.inf)
+    b = int(np.argmax(spans))
+    t_mid = t.min() + (b + 0.5) * width
+    start = t_mid * t_axis + (lo[b] - 0.5 * across) * n_axis
+    end = t_mid * t_axis + (hi[b] + 0.5 * across) * n_axis
+    return float(spans[b] + across), start, end
 
 
 def _component(mask: np.ndarray, centre: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -189,8 +211,14 @@ def measure_component(
         s = int(layers[np.argmin(np.abs(layers - centre[0]))])
     section = component[s]
     spacing_rc = (float(spacing[1]), float(spacing[2]))
-    long_axis, direction = max_feret(section, spacing_rc)
-    short_axis = perpendicular_chord(section, spacing_rc, direction)
+    long_axis, long_start, long_end = _feret_ends(section, spacing_rc)
+    direction = (long_end - long_start) / long_axis if long_axis > 0 else np.zeros(2)
+    short_axis, short_start, short_end = _chord_ends(section, spacing_rc, direction)
+    to_rc = np.asarray(spacing_rc, dtype=np.float64)
+
+    def ends(a: np.ndarray, b: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+        return tuple(float(v) for v in a / to_rc), tuple(float(v) for v in b / to_rc)  # type: ignore[return-value]
+
     solid = section & (hu[s] >= SOLID_HU)
     fraction = float(solid.sum()) / float(section.sum())
     if fraction <= 0.0:
@@ -200,7 +228,8 @@ def measure_component(
     else:
         consistency, solid_axis = "solid", None
     volume = float(component.sum()) * float(np.prod(spacing))
-    return LesionMeasurement(long_axis, short_axis, volume, fraction, consistency, solid_axis, s)
+    return LesionMeasurement(long_axis, short_axis, volume, fraction, consistency, solid_axis, s, True,
+                             ends(long_start, long_end), ends(short_start, short_end))
 
 
 def lesion_measurements(result: DetectionResult, ct: CtVolume, candidate: Candidate) -> LesionMeasurement:
@@ -227,7 +256,12 @@ def lesion_measurements(result: DetectionResult, ct: CtVolume, candidate: Candid
         volume = float(candidate.voxel_count) * float(np.prod(spacing))
         return LesionMeasurement(d, d, volume, 0.0, "unknown", None, candidate.slice_index, from_mask=False)
     measured = measure_component(mask, ct.hu[box], spacing, tuple(centre))
-    return LesionMeasurement(
-        measured.long_axis_mm, measured.short_axis_mm, measured.volume_mm3, measured.solid_fraction,
-        measured.consistency, measured.solid_axis_mm, measured.slice_index + int(lo[0]),
+    offset = np.array([float(lo[1]), float(lo[2])])
+
+    def shift(rc: tuple | None) -> tuple | None:
+        return None if rc is None else tuple(tuple(float(v) for v in np.asarray(p) + offset) for p in rc)
+
+    return dataclasses.replace(
+        measured, slice_index=measured.slice_index + int(lo[0]),
+        long_axis_rc=shift(measured.long_axis_rc), short_axis_rc=shift(measured.short_axis_rc),
     )

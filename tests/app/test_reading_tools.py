@@ -92,6 +92,7 @@ def test_go_to_finding_zooms_and_opens_the_crosshair_around_the_lesion(qtbot, lo
     assert gap == pytest.approx(axial.crosshair_gap_mm())
     assert "Long × short axis" in loaded.crop_panel.size_text.text()
     assert loaded.crop_panel.measurement is not None and loaded.crop_panel.measurement.volume_mm3 > 0
+    assert loaded.crop_panel.measurement.long_axis_rc is not None  # drawn on the axial crop
 
 
 def test_scale_bar_follows_the_zoom(qtbot, loaded) -> None:

@@ -111,3 +111,20 @@ def test_empty_segmentation_falls_back_to_the_candidate() -> None:
     assert not m.from_mask and m.long_axis_mm == 10.0
     assert m.volume_mm3 == pytest.approx(candidate.voxel_count * np.prod(SPACING_IRC))
     assert SOLID_HU == -300.0
+
+
+def test_axis_ends_lie_on_the_lesion_and_are_perpendicular() -> None:
+    shape, centre = (16, 64, 64), (8.0, 30.0, 33.0)
+    mask = ellipsoid(shape, centre, (5.0, 4.0, 9.0), SPACING_IRC, 30.0)
+    result, ct, candidate = make_case(np.where(mask, 30, -850).astype(np.int16), mask, centre)
+    m = lesion_measurements(result, ct, candidate)
+    spacing = np.array(SPACING_IRC[1:])
+    for ends, length in ((m.long_axis_rc, m.long_axis_mm), (m.short_axis_rc, m.short_axis_mm)):
+        a, b = (np.array(p) for p in ends)
+        assert np.linalg.norm((b - a) * spacing) == pytest.approx(length, abs=1e-6)
+        mid = 0.5 * (a + b)
+        assert np.linalg.norm((mid - np.array(centre[1:])) * spacing) < 1.5  # both chords cross near the centre
+    long_dir = (np.array(m.long_axis_rc[1]) - np.array(m.long_axis_rc[0])) * spacing
+    short_dir = (np.array(m.short_axis_rc[1]) - np.array(m.short_axis_rc[0])) * spacing
+    cosine = abs(long_dir @ short_dir) / (np.linalg.norm(long_dir) * np.linalg.norm(short_dir))
+    assert cosine < 1e-9
