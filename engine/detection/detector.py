@@ -23,7 +23,7 @@ from torch import nn
 
 from engine.crops import CLASSIFIER_CROP, crop_starts
 from engine.detection.classify import KEEP_FEATURES_MAX, classify_crops, feature_size, shared_trunk_depth
-from engine.detection.grouping import Components, equivalent_diameter_mm, group_components
+from engine.detection.grouping import Components, carried_probabilities, group_components, make_candidates
 from engine.detection.loading import ModelSource, load_models
 from engine.detection.lung import LungRegion, find_lung_region, whole_volume
 from engine.detection.onnx_backend import classify_crops_onnx, load_session, stage_backends
@@ -34,7 +34,7 @@ from engine.detection.segment import empty_levels, levels_to_numpy, segment_slic
 from engine.detection.settings import DetectorConfig, GroupingSettings
 from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
-from engine.geometry import irc_to_xyz, xyz_to_irc_continuous
+from engine.geometry import xyz_to_irc_continuous
 from engine.io.volume import CtVolume
 from engine.models.classifier import NoduleClassifier
 from engine.models.folded import FoldedSegmentation, can_fold
@@ -297,38 +297,10 @@ class Detector:
     def _classify(self, run: _Run, components: Components, previous: DetectionResult | None) -> tuple[Candidate, ...]:
         ct = run.ct
         starts = crop_starts(components.centers_irc, CLASSIFIER_CROP, ct.shape)
-        n = len(components)
-        p_nodule = np.full(n, np.nan)
-        p_malignant = np.full(n, np.nan)
-        if previous is not None and previous.candidates and n:
-            old = np.array([c.center_irc for c in previous.candidates])
-            known = {
-                tuple(s): (c.p_nodule, c.p_malignant)
-                for s, c in zip(crop_starts(old, CLASSIFIER_CROP, ct.shape).tolist(), previous.candidates)
-            }
-            for i, start in enumerate(starts.tolist()):
-                if tuple(start) in known:
-                    p_nodule[i], p_malignant[i] = known[tuple(start)]
+        p_nodule, p_malignant = carried_probabilities(previous, starts, CLASSIFIER_CROP)
         todo = np.flatnonzero(np.isnan(p_nodule))
         p_nodule[todo], p_malignant[todo] = self._classify_starts(run, starts[todo])
-        centers_xyz = irc_to_xyz(ct.geometry, components.centers_irc)
-        diameters = equivalent_diameter_mm(components.voxel_counts, ct.geometry.spacing_irc)
-        return tuple(
-            Candidate(
-                id=i + 1,
-                center_irc=tuple(float(v) for v in components.centers_irc[i]),
-                center_xyz=tuple(float(v) for v in centers_xyz[i]),
-                p_nodule=float(p_nodule[i]),
-                p_malignant=float(p_malignant[i]),
-                voxel_count=int(components.voxel_counts[i]),
-                diameter_mm=float(diameters[i]),
-                bbox_irc=(
-                    tuple(int(v) for v in components.bbox_lo[i]),
-                    tuple(int(v) for v in components.bbox_hi[i]),
-                ),
-            )
-            for i in range(n)
-        )
+        return make_candidates(components, ct.geometry, p_nodule, p_malignant)
 
     def _classify_starts(self, run: _Run, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both probabilities for crops at ``starts`` (N, 3); identical crops are classified once."""

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from engine.detection.result import PROBABILITY_LEVELS, threshold_level
+from engine.detection.result import PROBABILITY_LEVELS, Candidate, DetectionResult, threshold_level
 from engine.detection.runtime import tensor_view
 from engine.detection.settings import GroupingSettings
 
@@ -229,3 +229,63 @@ def equivalent_diameter_mm(voxel_counts: np.ndarray, spacing_irc: tuple[float, f
     """Diameter (mm) of the sphere whose volume equals ``voxel_counts`` voxels of ``spacing_irc`` mm."""
     volume = np.asarray(voxel_counts, dtype=np.float64) * float(np.prod(spacing_irc))
     return np.cbrt(6.0 * volume / np.pi)
+
+
+def carried_probabilities(
+    previous: DetectionResult | None, starts: np.ndarray, crop_shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities a re-grouping can keep: those of ``previous``'s candidates whose crop is the same.
+
+    Args:
+        previous: The result being re-grouped (None: nothing is known).
+        starts: ``(N, 3)`` int crop starts of the new candidates.
+        crop_shape: The classifier crop, to place ``previous``'s crops the same way.
+
+    Returns:
+        ``(p_nodule, p_malignant)`` float64 ``(N,)``; NaN where the crop is new and must be classified.
+    """
+    from engine.crops import crop_starts
+
+    n = len(starts)
+    p_nodule, p_malignant = np.full(n, np.nan), np.full(n, np.nan)
+    if previous is None or not previous.candidates or n == 0:
+        return p_nodule, p_malignant
+    old = np.array([c.center_irc for c in previous.candidates])
+    known = {
+        tuple(s): (c.p_nodule, c.p_malignant)
+        for s, c in zip(crop_starts(old, crop_shape, previous.shape).tolist(), previous.candidates)
+    }
+    for i, start in enumerate(np.asarray(starts).tolist()):
+        if tuple(start) in known:
+            p_nodule[i], p_malignant[i] = known[tuple(start)]
+    return p_nodule, p_malignant
+
+
+def make_candidates(
+    components: Components, geometry, p_nodule: np.ndarray, p_malignant: np.ndarray
+) -> tuple[Candidate, ...]:
+    """The :class:`Candidate` of each component, numbered 1.. in component order.
+
+    Args:
+        components: The measured components.
+        geometry: The CT's :class:`~engine.geometry.Geometry` (irc → LPS mm, voxel spacing).
+        p_nodule: ``(N,)`` nodule probabilities.
+        p_malignant: ``(N,)`` malignancy probabilities.
+    """
+    from engine.geometry import irc_to_xyz
+
+    centers_xyz = irc_to_xyz(geometry, components.centers_irc)
+    diameters = equivalent_diameter_mm(components.voxel_counts, geometry.spacing_irc)
+    return tuple(
+        Candidate(
+            id=i + 1,
+            center_irc=tuple(float(v) for v in components.centers_irc[i]),
+            center_xyz=tuple(float(v) for v in centers_xyz[i]),
+            p_nodule=float(p_nodule[i]),
+            p_malignant=float(p_malignant[i]),
+            voxel_count=int(components.voxel_counts[i]),
+            diameter_mm=float(diameters[i]),
+            bbox_irc=(tuple(int(v) for v in components.bbox_lo[i]), tuple(int(v) for v in components.bbox_hi[i])),
+        )
+        for i in range(len(components))
+    )

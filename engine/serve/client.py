@@ -48,10 +48,9 @@ from engine.deploy.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from engine.detection.result import Candidate, DetectionResult
+from engine.detection.result import DetectionResult
 from engine.detection.settings import GroupingSettings
 from engine.errors import CancelledError
-from engine.geometry import irc_to_xyz
 from engine.io.volume import CtVolume
 from engine.serve.result_codec import ResultFormatError, decode_result
 
@@ -218,7 +217,7 @@ class RemoteDetector:
             RemoteDetectorError: the server could not be used.
         """
         from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
-        from engine.detection.grouping import equivalent_diameter_mm, group_components
+        from engine.detection.grouping import carried_probabilities, group_components, make_candidates
 
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
@@ -227,20 +226,10 @@ class RemoteDetector:
         report = progress or _no_progress
         began = time.perf_counter()
         report(0.0, "grouping")
-        components = group_components(result.seg_probability, ct.hu, grouping)
+        components = group_components(result.seg_probability, ct.hu, grouping, ct.geometry.spacing_irc)
         grouped = time.perf_counter()
         starts = crop_starts(components.centers_irc, CLASSIFIER_CROP, ct.shape)
-        n = len(components)
-        p_nodule, p_malignant = np.full(n, np.nan), np.full(n, np.nan)
-        if result.candidates and n:
-            old = np.array([c.center_irc for c in result.candidates])
-            known = {
-                tuple(s): (c.p_nodule, c.p_malignant)
-                for s, c in zip(crop_starts(old, CLASSIFIER_CROP, ct.shape).tolist(), result.candidates)
-            }
-            for i, start in enumerate(starts.tolist()):
-                if tuple(start) in known:
-                    p_nodule[i], p_malignant[i] = known[tuple(start)]
+        p_nodule, p_malignant = carried_probabilities(result, starts, CLASSIFIER_CROP)
         todo = np.flatnonzero(np.isnan(p_nodule))
         for first in range(0, todo.size, CLASSIFY_BATCH):
             if cancelled is not None and cancelled():
@@ -249,21 +238,7 @@ class RemoteDetector:
             rows = todo[first:first + CLASSIFY_BATCH]
             crops = gather_crops(ct.hu, components.centers_irc[rows], CLASSIFIER_CROP).astype(np.float32)
             p_nodule[rows], p_malignant[rows] = self.classify_crops(crops)
-        centers_xyz = irc_to_xyz(ct.geometry, components.centers_irc)
-        diameters = equivalent_diameter_mm(components.voxel_counts, ct.geometry.spacing_irc)
-        candidates = tuple(
-            Candidate(
-                id=i + 1,
-                center_irc=tuple(float(v) for v in components.centers_irc[i]),
-                center_xyz=tuple(float(v) for v in centers_xyz[i]),
-                p_nodule=float(p_nodule[i]),
-                p_malignant=float(p_malignant[i]),
-                voxel_count=int(components.voxel_counts[i]),
-                diameter_mm=float(diameters[i]),
-                bbox_irc=(tuple(int(v) for v in components.bbox_lo[i]), tuple(int(v) for v in components.bbox_hi[i])),
-            )
-            for i in range(n)
-        )
+        candidates = make_candidates(components, ct.geometry, p_nodule, p_malignant)
         done = time.perf_counter()
         report(1.0, "done")
         return replace(
