@@ -30,6 +30,7 @@ class KillReport:
 
     Args:
         kills: SIGKILLs delivered (a run that ended before its moment counts as not killed).
+        with_checkpoint: Kills after which ``last.pt`` existed (the others came before the first epoch ended).
         during_writes: Of those, how many landed while a checkpoint's temporary file existed.
         checkpoints_checked: ``best``/``last`` files loaded after a kill.
         resumes: Launches that continued from ``last.pt`` (start epoch > 1).
@@ -37,6 +38,7 @@ class KillReport:
     """
 
     kills: int = 0
+    with_checkpoint: int = 0
     during_writes: int = 0
     checkpoints_checked: int = 0
     resumes: int = 0
@@ -65,14 +67,28 @@ def _temporaries(run_dir: Path) -> list[Path]:
 
 
 def _wait_and_kill(process: subprocess.Popen, run_dir: Path, rng: random.Random, in_write: bool, timeout: float) -> tuple[bool, bool]:
-    """Kill ``process`` at a random moment (or inside a checkpoint write); returns (killed, during a write)."""
+    """Kill ``process`` at a random moment of its training, or inside a checkpoint write; returns (killed, during a write).
+
+    A random moment is 0–6 s after this launch's ``run_started`` event (so the
+    kills spread over cache loading, epochs, validation and checkpointing); a
+    kill in a write comes 0–0.8 s after a temporary checkpoint file appears
+    (writes wait 0.4 s before their rename, so it lands before or after it).
+    """
     deadline = time.monotonic() + timeout
-    moment = time.monotonic() + rng.uniform(0.5, 12.0)
+    starts = len(_started_epochs(run_dir))
+    moment = None
     while time.monotonic() < deadline and process.poll() is None:
-        writing = bool(_temporaries(run_dir))
-        if (in_write and writing) or (not in_write and time.monotonic() >= moment):
-            if in_write:
-                time.sleep(rng.uniform(0.0, 0.3))
+        if in_write:
+            if _temporaries(run_dir):
+                time.sleep(rng.uniform(0.0, 0.8))
+                writing = bool(_temporaries(run_dir))
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return True, writing
+        elif moment is None:
+            if len(_started_epochs(run_dir)) > starts:
+                moment = time.monotonic() + rng.uniform(0.0, 6.0)
+        elif time.monotonic() >= moment:
             writing = bool(_temporaries(run_dir))
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -128,6 +144,17 @@ def _started_epochs(run_dir: Path) -> list[int]:
     return found
 
 
+def _count_resume(run_dir: Path, starts_before: int, last_epoch: int, report: KillReport) -> None:
+    """After a launch: a run with ``last.pt`` at ``last_epoch`` must have started at the next epoch."""
+    starts = _started_epochs(run_dir)
+    if len(starts) <= starts_before or not last_epoch:
+        return
+    if starts[-1] != last_epoch + 1:
+        report.problems.append(f"a resume from epoch {last_epoch} started at epoch {starts[-1]}")
+    else:
+        report.resumes += 1
+
+
 def kill_training(data: Path, run_dir: Path, kills: int, seed: int = 0, timeout: float = 240.0) -> KillReport:
     """Train the tiny run, SIGKILL it ``kills`` times (every other kill inside a checkpoint write), then finish it.
 
@@ -141,18 +168,22 @@ def kill_training(data: Path, run_dir: Path, kills: int, seed: int = 0, timeout:
     for attempt in range(kills):
         last_epoch = _check_checkpoints(run_dir, report) if run_dir.exists() else 0
         in_write = attempt % 2 == 1
-        if last_epoch >= EPOCHS:  # finished before we could kill it enough times: train further
-            break
+        if last_epoch >= EPOCHS:  # finished before we could kill it enough times: start a new run in a new folder
+            run_dir = run_dir.with_name(f"{run_dir.name}-{attempt}")
+            last_epoch = 0
+        starts_before = len(_started_epochs(run_dir))
         process = _launch(_next_argv(data, run_dir), slow_writes=0.4 if in_write else 0.0)
         killed, during_write = _wait_and_kill(process, run_dir, rng, in_write, timeout)
+        _count_resume(run_dir, starts_before, last_epoch, report)
         report.kills += int(killed)
         report.during_writes += int(during_write)
         if not killed and process.returncode != 0:
             report.problems.append(f"launch {attempt} failed (status {process.returncode}): {process.stderr.read()[-400:]}")
         process.stderr.close()
-        _check_checkpoints(run_dir, report)
+        if _check_checkpoints(run_dir, report) and killed:
+            report.with_checkpoint += 1
     last_epoch = _check_checkpoints(run_dir, report)
-    before = _started_epochs(run_dir)
+    starts_before = len(_started_epochs(run_dir))
     final = _launch(_next_argv(data, run_dir), slow_writes=0.0)
     try:
         _, err = final.communicate(timeout=4 * timeout)
@@ -162,10 +193,7 @@ def kill_training(data: Path, run_dir: Path, kills: int, seed: int = 0, timeout:
         report.problems.append(f"the final launch did not finish within {4 * timeout:.0f} s")
     if final.returncode != 0:
         report.problems.append(f"the final launch failed (status {final.returncode}): {err[-600:]}")
-    starts = _started_epochs(run_dir)
-    if last_epoch and starts[len(before):] and starts[-1] != last_epoch + 1 and last_epoch < EPOCHS:
-        report.problems.append(f"the resume started at epoch {starts[-1]}, not {last_epoch + 1}")
-    report.resumes = sum(1 for s in starts if s > 1)
+    _count_resume(run_dir, starts_before, last_epoch, report)
     if _check_checkpoints(run_dir, report) != EPOCHS:
         report.problems.append(f"last.pt does not hold epoch {EPOCHS} after the final launch")
     if not (run_dir / "checkpoints" / "best.pt").is_file():

@@ -128,14 +128,16 @@ def table(kills: int, load_seconds: float) -> str:
         ("bad inputs (CT, DICOM, CSV, checkpoints)", f"{tried} tried", f"{handled} handled"
          + (f" (not: {', '.join(failures)})" if failures else "")),
         ("training options out of range", f"{options_tried} tried", f"{options_refused} refused, exit 2"),
-        ("SIGKILL during training", f"{killed.kills} kills ({killed.during_writes} inside a checkpoint write)",
-         f"{killed.checkpoints_checked} best/last loads after kills, all resumed; "
-         + ("no problem" if not killed.problems else f"problems: {killed.problems}")),
+        ("SIGKILL during training", f"{killed.kills} kills ({killed.during_writes} while a checkpoint was being written, "
+         f"{killed.with_checkpoint} after the first checkpoint)",
+         f"{killed.checkpoints_checked} best/last loads after kills, all loadable; {killed.resumes} resumes from last.pt; "
+         "the final run completed; " + ("no problem" if not killed.problems else f"problems: {killed.problems}")),
         ("full disk (checkpoint, export, evaluation cache, CLI output)", f"{disk_injected} injected",
          f"{disk_survived} left the previous file intact"),
         ("server load (127.0.0.1)", f"{load.requests} requests in {load_seconds:.0f} s, 8 clients, "
          f"~55 % malformed/oversized/unauthorised",
-         f"answers by status {dict(sorted(load.by_status.items()))}; unexpected {len(load.unexpected)}; "
+         f"answers by status {dict(sorted(load.by_status.items()))} (0: no answer within 30 s); "
+         f"unexpected {len(load.unexpected)}{' (' + ', '.join(load.unexpected) + ')' if load.unexpected else ''}; "
          f"server errors {errors}; classify p95 {load.p95_ms:.0f} ms; RSS {load.rss_start_kb // 1024} → "
          f"{load.rss_end_kb // 1024} MiB; temp files left {len(load.leftovers)}; alive {load.alive}"),
     ]
