@@ -87,6 +87,8 @@ def start_run_dir(root: Path, resume: bool) -> RunStart:
         if removed:
             start.notes.append(f"removed {removed} temporary file(s) left by an interrupted write")
         has_checkpoint = paths.last.is_file() or paths.best.is_file()
+        if resume and paths.last.is_file() and restore_best(paths):
+            start.notes.append("best.pt restored from last.pt (a stop came between writing the two)")
         if resume and not paths.last.is_file():
             start.resume = False
             start.notes.append("no checkpoint yet (the run stopped before its first epoch ended): starting at epoch 1")
@@ -105,6 +107,31 @@ def start_run_dir(root: Path, resume: bool) -> RunStart:
         start.release()
         raise
     return start
+
+
+def restore_best(paths: RunLayout) -> bool:
+    """Copy ``last.pt`` to ``best.pt`` when the run was stopped between the two writes of a best epoch.
+
+    ``last.pt`` records the best epoch in its loop state; when that is its own
+    epoch, ``best.pt`` must hold the same epoch. A kill after ``last.pt`` was
+    written and before ``best.pt`` was copied leaves ``best.pt`` missing or
+    older, and no later epoch would rewrite it unless it scored higher.
+
+    Returns:
+        Whether ``best.pt`` was restored.
+    """
+    from engine.checkpoints import load_checkpoint
+    from engine.files import copy_file_atomic
+
+    last = load_checkpoint(paths.last).metadata
+    epoch = int(last.get("epoch", 0))
+    best_epoch = int(dict(last.get("loop_state") or {}).get("best_epoch", 0))
+    if not epoch or best_epoch != epoch:
+        return False
+    if paths.best.is_file() and int(load_checkpoint(paths.best).metadata.get("epoch", 0)) == epoch:
+        return False
+    copy_file_atomic(paths.last, paths.best)
+    return True
 
 
 def remove_stale_temporaries(paths: RunLayout) -> int:

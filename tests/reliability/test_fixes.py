@@ -115,7 +115,11 @@ def test_a_folder_with_checkpoints_is_never_reused_and_a_live_run_is_never_share
 
     run = tmp_path / "run"
     _dead_end(run)
-    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    from engine.checkpoints import save_checkpoint
+    from engine.models import NoduleClassifier
+
+    save_checkpoint(run / "checkpoints" / "last.pt", NoduleClassifier(conv_channels=2), "classifier",
+                    model_args={"conv_channels": 2}, metadata={"epoch": 1})
     with pytest.raises(TrainingRunError, match="already holds a training run"):
         start_run_dir(run, resume=False)
     live = start_run_dir(run, resume=True)
@@ -156,3 +160,28 @@ def test_duplicated_annotation_rows_are_dropped_and_counted(tmp_path: Path, monk
     assert rc == 0
     assert "dropped 5 duplicated row(s)" in out and "5 distinct nodules kept" in out
     assert "5 of 5 nodules found" in out
+
+
+def test_a_kill_between_last_and_best_is_repaired_on_resume(tmp_path: Path) -> None:
+    """Found by the kill suite: best.pt was lost for good when a kill came right after last.pt of a best epoch."""
+    from engine.checkpoints import load_checkpoint, save_checkpoint
+    from engine.models import NoduleClassifier
+    from training.runs import start_run_dir
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text('{"config": {}}')
+    metadata = {"epoch": 2, "loop_state": {"epoch": 2, "best_epoch": 2}}
+    save_checkpoint(run / "checkpoints/last.pt", NoduleClassifier(conv_channels=2), "classifier",
+                    model_args={"conv_channels": 2}, metadata=metadata)
+    start = start_run_dir(run, resume=True)
+    try:
+        assert start.resume and any("best.pt restored" in note for note in start.notes)
+        assert load_checkpoint(run / "checkpoints/best.pt").metadata["epoch"] == 2
+    finally:
+        start.release()
+    again = start_run_dir(run, resume=True)  # nothing more to repair
+    try:
+        assert not any("best.pt" in note for note in again.notes)
+    finally:
+        again.release()
