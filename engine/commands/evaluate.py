@@ -4,6 +4,8 @@ Runs the detector over one split of a LUNA16-format folder, one series at a
 time, caching each series' candidates in the output folder (a rerun resumes
 and only rescores), then prints the report and writes ``submission.csv``
 (LUNA16 format), ``report.json``, ``froc.png`` and ``roc.png``.
+Under ``torchrun --nproc_per_node N`` the series are shared among the
+processes (:mod:`engine.evaluation.distributed`) and rank 0 reports.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def default_out_dir(data: Path, split: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from engine.commands.progress import ProgressBar
     from engine.evaluation.dataset import EvaluationSettings, evaluate_dataset
+    from engine.evaluation.distributed import barrier, detect_share, leave, rank_device, ranks_from_environment
     from engine.evaluation.report import format_report, write_outputs
     from engine.files import check_output_folder
     from engine.luna import LunaIndex
@@ -130,14 +133,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {line}")
     out_dir = Path(args.out) if args.out else default_out_dir(data, args.split)
     check_output_folder(out_dir, [data, *(p for p in model_paths_from_args(args).values() if p)])
+    ranks = ranks_from_environment()  # several processes under torchrun: each detects its share first
+    args.device = rank_device(args.device, ranks)
     detector, detector_id, classify_at = build_detector(args)
-    bar = ProgressBar("evaluate ")
     try:
-        result = evaluate_dataset(
-            index, detector, out_dir, settings, detector_id=detector_id, classify_at=classify_at, progress=bar
-        )
+        if ranks.distributed:
+            bar = ProgressBar(f"rank {ranks.rank} ")
+            try:
+                count = detect_share(index, detector, out_dir, settings, ranks,
+                                     detector_id=detector_id, classify_at=classify_at, progress=bar)
+            finally:
+                bar.close()
+            barrier(ranks)
+            if ranks.rank != 0:
+                print(f"rank {ranks.rank}: {count} series detected into {out_dir}; rank 0 writes the report")
+                return 0
+        bar = ProgressBar("evaluate ")
+        try:
+            result = evaluate_dataset(
+                index, detector, out_dir, settings, detector_id=detector_id, classify_at=classify_at, progress=bar
+            )
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        leave(ranks)
     files = write_outputs(result)
     print(format_report(result, per_series=args.per_series))
     print()

@@ -259,7 +259,7 @@ def evaluate_dataset(
             if cancelled is not None and cancelled():
                 raise CancelledError()
             nodules = by_series.get(uid, [])
-            record, cached, note = _series_detections(
+            record, cached, note = series_detections(
                 index, uid, nodules, detector, out_dir, detector_id, at_annotation, classify_at,
                 lambda f, text, i=i: report((i + min(max(f, 0.0), 1.0)) / len(uids), f"{i + 1}/{len(uids)} {text}"),
                 cancelled,
@@ -299,7 +299,7 @@ def evaluate_dataset(
     )
 
 
-def _series_detections(
+def series_detections(
     index: LunaIndex,
     uid: str,
     nodules: Sequence[Annotation],
