@@ -10,7 +10,7 @@ remembers is in :mod:`app.window_settings`. Later panels are added with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
@@ -45,7 +45,10 @@ from app.window_menus import build_menus, shortcut_list, update_actions
 from app.window_settings import check_layout, dock_defaults, reset_layout, restore_window, save_window
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
+from engine.detection.result import DetectionResult
 from engine.io.ct import VOLUME_SUFFIXES
+from engine.io.dicom import DicomSeriesInfo
+from engine.io.volume import CtVolume
 
 #: File ▸ Open's filter.
 OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"
@@ -274,7 +277,7 @@ class MainWindow(QMainWindow):
     def _on_load_idle(self) -> None:
         self.load_progress.hide()
 
-    def _on_loaded(self, ct: Any, path: Any) -> None:
+    def _on_loaded(self, ct: CtVolume, path: object) -> None:
         self.detector.cancel()
         self.current_path = Path(path)
         if not self.loader.loading_demo:  # the demo is not a "recent file"
@@ -290,14 +293,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 15000 if notes else 5000)
         self.views[Plane.AXIAL].canvas.setFocus()
 
-    def _on_series_found(self, folder: Any, series: Any) -> None:
+    def _on_series_found(self, folder: object, series: list[DicomSeriesInfo]) -> None:
         uid = self.choose_series(Path(folder), series)
         if uid is not None:
             self.open_path(folder, uid)
         else:
             self.statusBar().showMessage("Opening cancelled.", 3000)
 
-    def choose_series(self, folder: Path, series: Any) -> str | None:
+    def choose_series(self, folder: Path, series: list[DicomSeriesInfo]) -> str | None:
         """Ask which series of a DICOM folder to open (tests replace this)."""
         return SeriesChooserDialog.choose(self, folder, series)
 
@@ -358,7 +361,7 @@ class MainWindow(QMainWindow):
     def _sync_overlay_action(self) -> None:
         self.actions_["overlay"].setChecked(self.state.overlay_mode != OverlayMode.OFF)
 
-    def _show_readout(self, irc: Any) -> None:
+    def _show_readout(self, irc: tuple[int, int, int] | None) -> None:
         ct = self.state.volume
         reading = None if (irc is None or ct is None) else readout_at(ct, irc)
         self.readout_label.setText("" if reading is None else reading.text())
@@ -371,10 +374,10 @@ class MainWindow(QMainWindow):
             return
         self.detector.detect()
 
-    def _on_detected(self, result: Any) -> None:
-        device = getattr(result, "device", "?")
+    def _on_detected(self, result: DetectionResult) -> None:
+        device = result.device
         self.model_label.setText(f"{self.models.choice.summary()} · {device}")
-        messages = "; ".join(getattr(result, "messages", ()) or ())
+        messages = "; ".join(result.messages)
         kind = "Re-grouping" if self.detector.last_kind == "regroup" else "Detection"
         self.statusBar().showMessage(
             f"{kind} finished on {device} in {self.detector.elapsed():.1f} s" + (f" — {messages}" if messages else ""), 8000
@@ -395,7 +398,7 @@ class MainWindow(QMainWindow):
         reset_layout(self)
         self.statusBar().showMessage("Layout reset.", 4000)
 
-    def confirm_discard_review(self, lost: Any) -> bool:
+    def confirm_discard_review(self, lost: Sequence[str]) -> bool:
         """Ask before a new Detect result drops verdicts it has no lesion for (tests replace this)."""
         return ask_discard_review(self, lost)
 

@@ -271,7 +271,7 @@ class SliceView(SliceReadingTools, QWidget):
 
     def _on_result(self) -> None:
         result = self.state.result
-        probability = None if result is None else getattr(result, "seg_probability", None)
+        probability = None if result is None else result.seg_probability
         self._overlay_slices = None
         if probability is not None and self.layout_ is not None:
             # which slices hold any probability: most do not, and an empty overlay need not be drawn
