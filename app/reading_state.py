@@ -9,7 +9,7 @@ provides ``_volume`` and ``_emit``; its setters follow the state's rules
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -29,9 +29,8 @@ class ReadingTools:
     """Measurements, slab and cine state (a mixin of :class:`~app.state.ViewerState`)."""
 
     _volume: CtVolume | None
-
-    def _emit(self, *events: str) -> None:  # provided by ViewerState
-        raise NotImplementedError
+    #: Calls the subscribers of ``events``; ViewerState's own method (declared here for the type checker).
+    _emit: Callable[..., None]
 
     def _init_reading_tools(self) -> None:
         self._measurements: tuple[Measurement, ...] = ()

@@ -135,7 +135,7 @@ def restore_best(paths: RunLayout) -> bool:
 
 
 def remove_stale_temporaries(paths: RunLayout) -> int:
-    """Remove the temporary files (``.NAME.XXXX.tmp*``) that a killed atomic write leaves; returns how many.
+    """Remove the temporary files (``.<name>.<random hex>.tmp*``) that a killed atomic write leaves; returns how many.
 
     Only call it while holding the run's lock: a live writer's temporary file would go too.
     """

@@ -33,13 +33,15 @@ class _CropReader:
     """``onnxruntime.quantization.CalibrationDataReader`` over a crop array, in batches."""
 
     def __init__(self, input_name: str, crops: np.ndarray, batch: int = 8) -> None:
-        self._batches = iter([{input_name: crops[i : i + batch]} for i in range(0, len(crops), batch)])
+        self._all = [{input_name: crops[i : i + batch]} for i in range(0, len(crops), batch)]
+        self._batches = iter(self._all)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
 
-    def rewind(self) -> None:  # pragma: no cover - called only by some calibrators
-        raise NotImplementedError
+    def rewind(self) -> None:
+        """Start again from the first batch (calibrators that read the data twice call it)."""
+        self._batches = iter(self._all)
 
 
 def quantize_onnx(float_path: Path, int8_path: Path, calibration: np.ndarray) -> None:

@@ -185,3 +185,16 @@ def test_int8_quantization_is_recorded_with_its_costs(exported, tmp_path: Path) 
     int8 = load_onnx_model(tmp_path / "classifier.int8.onnx", "classifier")
     assert int8.metadata["lungcad_precision"] == "int8"
     assert int8(np.zeros((2, 1, 32, 48, 48), np.float32) - 800)[1].shape == (2, 2)
+
+
+def test_calibration_reader_rewinds_to_the_first_batch() -> None:
+    import numpy as np
+
+    from engine.deploy.quantize import _CropReader
+
+    crops = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+    reader = _CropReader("x", crops, batch=4)
+    first = [reader.get_next()["x"].shape[0] for _ in range(3)]
+    assert first == [4, 4, 2] and reader.get_next() is None
+    reader.rewind()
+    np.testing.assert_array_equal(reader.get_next()["x"], crops[:4])
