@@ -77,6 +77,30 @@ def keep_boxes(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin
     return np.where(keep, image, np.zeros((), dtype=image.dtype))
 
 
+def crop_around(
+    boxes: list[tuple[int, int, int, int]], shape: tuple[int, ...], margin: int = 2
+) -> tuple[int, int, int, int]:
+    """The part of a slice that :func:`keep_boxes` (margin 1) keeps of an outline, and the neighbours it reads.
+
+    ``outline_u8`` looks at the four neighbours of a pixel, and ``keep_boxes``
+    keeps one pixel around each box, so a crop ``margin=2`` pixels around the
+    boxes gives exactly the pixels that the whole slice would give there.
+
+    Args:
+        boxes: ``(v0, v1, u0, u1)`` array index ranges (hi exclusive); at least one.
+        shape: ``(n_v, n_u)`` of the slice.
+        margin: Pixels added around the boxes' union.
+
+    Returns:
+        ``(v0, v1, u0, u1)`` of the crop, inside the slice.
+    """
+    v0 = max(0, min(b[0] for b in boxes) - margin)
+    v1 = min(int(shape[0]), max(b[1] for b in boxes) + margin)
+    u0 = max(0, min(b[2] for b in boxes) - margin)
+    u1 = min(int(shape[1]), max(b[3] for b in boxes) + margin)
+    return v0, max(v0 + 1, v1), u0, max(u0 + 1, u1)
+
+
 def overlay_lut(mode: str, seg_threshold: float, rgb: tuple[int, int, int] = OVERLAY_RGB) -> np.ndarray:
     """The RGBA lookup table of the overlay.
 

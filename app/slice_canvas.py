@@ -134,7 +134,7 @@ class SliceCanvas(pg.GraphicsView):
         if not hasattr(self, "placeholder"):  # pyqtgraph resizes once inside its own __init__
             return
         self.placeholder.setGeometry(0, 0, self.width(), self.height())
-        self.scale_bar.setGeometry(0, 0, self.width(), self.height())
+        self.scale_bar.pin()
         self.place_labels()
 
     def leaveEvent(self, ev) -> None:  # noqa: N802 — Qt override

@@ -56,6 +56,7 @@ class MarkerLayer:
         self._shown: tuple[np.ndarray, np.ndarray, list[Finding], list[QPen]] | None = None
         self._pens: dict[tuple, QPen] = {}
         self._selected: int | None = None
+        self._label_looks: list[tuple[str, int] | None] = [None] * MAX_LABELS
 
     def set_findings(self, findings: tuple[Finding, ...], layout: PlaneLayout | None) -> None:
         """The findings to draw (positions projected onto the plane of ``layout``; none without a layout)."""
@@ -150,7 +151,10 @@ class MarkerLayer:
         for n, label in enumerate(self.labels):
             if n < len(stacked):
                 item = stacked[n]
-                label.setText(item.text, color=pens[item.leader].color())
+                look = (item.text, pens[item.leader].color().rgba())
+                if self._label_looks[n] != look:  # re-laying out a text item costs more than moving it
+                    label.setText(item.text, color=pens[item.leader].color())
+                    self._label_looks[n] = look
                 label.setPos(float(u[item.leader]), float(v[item.leader]))
                 label.show()
             else:

@@ -38,14 +38,16 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from app.measure_layer import MeasureLayer
-from app.overlay import keep_boxes, outline_u8, overlay_lut, probability_u8
-from app.planes import Plane, PlaneLayout, display_slice, patient_axes, plane_layout, slice_2d
+from app.overlay import crop_around, keep_boxes, outline_u8, overlay_lut, probability_u8
+from app.planes import Plane, PlaneLayout, patient_axes, plane_layout, slice_2d
 from app.slab import SlabProjector
+from app.slice_blocks import SliceBlocks
 from app.slice_canvas import SliceCanvas, SliceViewBox
 from app.slice_markers import MarkerLayer
 from app.slice_reading import SliceReadingTools
 from app.state import OverlayMode, ViewerState
 from app.theme import PLANE_RGB
+from app.view_overlays import CrosshairLine
 from app.windowing import drag_window
 from engine.geometry import irc_to_xyz
 
@@ -82,6 +84,10 @@ class SliceView(SliceReadingTools, QWidget):
         self._lut_key: tuple | None = None
         self._overlay_pixels: tuple | None = None
         self._projector: SlabProjector | None = None
+        self._slices: SliceBlocks | None = None
+        #: ``(v0, u0)``: where the overlay image's first pixel lies in the slice (it covers only the shown findings).
+        self.overlay_origin = (0, 0)
+        self._image_transform: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0)
         self._zoomed_to: int | None = None
         self._wl_start = state.window
         self._line_planes = (Plane.SAGITTAL, Plane.CORONAL)
@@ -127,8 +133,8 @@ class SliceView(SliceReadingTools, QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(1)
-        self.cross_h = pg.PlotCurveItem(connect="pairs")
-        self.cross_v = pg.PlotCurveItem(connect="pairs")
+        self.cross_h = CrosshairLine()
+        self.cross_v = CrosshairLine()
         for item in (self.cross_h, self.cross_v):
             item.setZValue(2)
         for item in (self.image, self.overlay, self.cross_h, self.cross_v):
@@ -152,8 +158,9 @@ class SliceView(SliceReadingTools, QWidget):
         self.canvas.scale_bar.set_mm_per_px(self._mm_per_px()[0] if self.layout_ is not None else 0.0)
 
     def _set_text(self, label: QLabel, text: str) -> None:
-        label.setText(text)
-        self.canvas.place_labels()
+        if label.text() != text:  # a slice change rewrites the info line; the other views' lines stay as they are
+            label.setText(text)
+            self.canvas.place_labels()
 
     def _disconnect_state(self, *_args) -> None:
         for off in self._unsubscribe:
@@ -174,12 +181,13 @@ class SliceView(SliceReadingTools, QWidget):
         if ct is None:
             self.layout_ = None
             self._projector = None
+            self._slices = None
             self.measure_layer.show((), None, -1, None, 1.0)
             self.image.clear()
             self.overlay.clear()
             self.marker_layer.clear()
-            self.cross_h.setData([], [])
-            self.cross_v.setData([], [])
+            self.cross_h.set_segments([], [])
+            self.cross_v.set_segments([], [])
             self.slider.setEnabled(False)
             for lab in self.canvas.letters.values():
                 lab.setText("")
@@ -187,21 +195,25 @@ class SliceView(SliceReadingTools, QWidget):
             self.canvas.window_text.setText("")
             self.canvas.placeholder.setText("No series open" if self.plane != Plane.AXIAL else
                                             "No series open\nFile ▸ Open, Open DICOM folder, or drop a file here")
+            self.canvas.placeholder.show()
             self.canvas.scale_bar.set_mm_per_px(0.0)
             self.canvas.place_labels()
             return
         self.canvas.placeholder.setText("")
+        self.canvas.placeholder.hide()  # an empty label over the whole view would still be painted on every repaint
         layout = plane_layout(ct.geometry, ct.shape, self.plane)
         self.layout_ = layout
         self._projector = SlabProjector(ct.hu, layout)
+        self._slices = SliceBlocks(ct.hu, layout)
         axes = patient_axes(ct.geometry)
         self._line_planes = (_PLANE_OF_PATIENT_AXIS[axes[layout.u_axis][0]], _PLANE_OF_PATIENT_AXIS[axes[layout.v_axis][0]])
         self.cross_v.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[0].value], 150, width=1))
         self.cross_h.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[1].value], 150, width=1))
-        m11, m22, dx, dy = layout.image_transform()
-        transform = QTransform(m11, 0.0, 0.0, m22, dx, dy)
-        self.image.setTransform(transform)
-        self.overlay.setTransform(transform)
+        self._image_transform = layout.image_transform()
+        m11, m22, dx, dy = self._image_transform
+        self.image.setTransform(QTransform(m11, 0.0, 0.0, m22, dx, dy))
+        self._overlay_pixels = None
+        self._place_overlay(0, 0)
         for lab, text in zip(self.canvas.letters.values(), layout.letters):
             lab.setText(text)
         self.canvas.place_labels()
@@ -227,8 +239,8 @@ class SliceView(SliceReadingTools, QWidget):
             self._show_slice()
         u, v = layout.to_screen(np.asarray(irc, dtype=np.float64))
         w, h, g = layout.width_mm, layout.height_mm, self.crosshair_gap_mm()
-        self.cross_h.setData(np.array([0.0, max(0.0, u - g), min(w, u + g), w]), np.full(4, v))
-        self.cross_v.setData(np.full(4, u), np.array([0.0, max(0.0, v - g), min(h, v + g), h]))
+        self.cross_h.set_segments(np.array([0.0, max(0.0, u - g), min(w, u + g), w]), np.full(4, v))
+        self.cross_v.set_segments(np.full(4, u), np.array([0.0, max(0.0, v - g), min(h, v + g), h]))
         self._update_info()
 
     def _show_slice(self) -> None:
@@ -237,7 +249,7 @@ class SliceView(SliceReadingTools, QWidget):
         if slab.enabled and self._projector is not None:
             pixels = self._projector.project(self._slice, slab.mode, slab.thickness_mm)
         else:
-            pixels = display_slice(ct.hu, layout, self._slice)
+            pixels = self._slices.slice(self._slice)
         self.image.setImage(pixels, autoLevels=False, levels=self.state.window.levels)
         self._on_overlay()
         self._refresh_markers()
@@ -307,14 +319,34 @@ class SliceView(SliceReadingTools, QWidget):
                 tuple(boxes),
             )
             if self._overlay_pixels is None or any(a is not b and a != b for a, b in zip(wanted, self._overlay_pixels)):
-                levels = probability_u8(slice_2d(state.result.seg_probability, self.layout_, self._slice))
-                if outline:
-                    levels = outline_u8(levels, state.seg_threshold)
-                if boxes:
-                    levels = keep_boxes(levels, boxes)
-                self.overlay.setImage(levels, autoLevels=False, levels=(0, 255))
+                self._draw_overlay(outline, boxes)
                 self._overlay_pixels = wanted
         self.overlay.setVisible(visible)
+
+    def _draw_overlay(self, outline: bool, boxes: list[tuple[int, int, int, int]]) -> None:
+        """New overlay pixels for this slice; with findings' boxes, only the part of the slice around them."""
+        state = self.state
+        values = slice_2d(state.result.seg_probability, self.layout_, self._slice)
+        v0 = u0 = 0
+        if boxes:  # a crop: a few small outlines need not cost a whole slice's gather, outline and draw
+            v0, v1, u0, u1 = crop_around(boxes, values.shape)
+            values = values[v0:v1, u0:u1]
+            boxes = [(a - v0, b - v0, c - u0, d - u0) for a, b, c, d in boxes]
+        levels = probability_u8(values)
+        if outline:
+            levels = outline_u8(levels, state.seg_threshold)
+        if boxes:
+            levels = keep_boxes(levels, boxes)
+        self.overlay.setImage(levels, autoLevels=False, levels=(0, 255))
+        self._place_overlay(v0, u0)
+
+    def _place_overlay(self, v0: int, u0: int) -> None:
+        """Put the overlay image's first pixel on slice pixel ``(v0, u0)``."""
+        if (v0, u0) == self.overlay_origin and self._overlay_pixels is not None:
+            return
+        m11, m22, dx, dy = self._image_transform
+        self.overlay.setTransform(QTransform(m11, 0.0, 0.0, m22, dx + m11 * u0, dy + m22 * v0))
+        self.overlay_origin = (v0, u0)
 
     def _finding_boxes(self) -> list[tuple[int, int, int, int]]:
         """``(v0, v1, u0, u1)`` array ranges of the findings shown on this slice."""

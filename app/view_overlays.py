@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem, QWidget
 
 #: Style sheet of text pinned over an image: light text on a dark, rounded backing.
 IMAGE_TEXT_STYLE = (
@@ -66,9 +67,12 @@ def nice_scale_length(mm_per_px: float, target_px: float = 100.0) -> float:
 
 
 class ScaleBar(QWidget):
-    """A scale bar pinned to the bottom-right of an image (transparent to the mouse).
+    """A scale bar pinned to the bottom-right corner of its parent, an image view (transparent to the mouse).
 
-    Call :meth:`set_mm_per_px` when the zoom changes; 0 hides it.
+    The widget is only as big as the bar's backing: a widget over the whole
+    view would be composited on every repaint of the image below it. Call
+    :meth:`set_mm_per_px` when the zoom changes (0 hides it) and :meth:`pin`
+    when the parent is resized.
     """
 
     def __init__(self, parent: QWidget, target_px: float = 90.0) -> None:
@@ -78,13 +82,25 @@ class ScaleBar(QWidget):
         self._mm_per_px = 0.0
         self.length_mm = 0.0
         self._font = label_font(9.0, bold=True)
+        self.hide()
 
     def set_mm_per_px(self, mm_per_px: float) -> None:
         """The current scale (screen mm per pixel), 0 or less: nothing to draw."""
         if mm_per_px != self._mm_per_px:
             self._mm_per_px = float(mm_per_px)
             self.length_mm = nice_scale_length(mm_per_px, self.target_px) if mm_per_px > 0 else 0.0
+            self.pin()
             self.update()
+
+    def pin(self) -> None:
+        """Size the widget to the bar and its text, in the parent's bottom-right corner; hidden with nothing to show."""
+        parent = self.parentWidget()
+        if self.length_mm <= 0 or parent is None:
+            self.hide()
+            return
+        w, h = scale_bar_size(self.bar_px, self.text(), self._font)
+        self.setGeometry(max(0, parent.width() - w), max(0, parent.height() - h), w, h)
+        self.show()
 
     @property
     def bar_px(self) -> float:
@@ -104,11 +120,23 @@ class ScaleBar(QWidget):
         painter.end()
 
 
+#: Margin around a scale bar's backing, and the padding inside it, px.
+_BAR_MARGIN, _BAR_PAD = 6.0, 4.0
+
+
+def scale_bar_size(bar_px: float, text: str, font: QFont) -> tuple[int, int]:
+    """Width and height in whole pixels of what :func:`paint_scale_bar` draws, with its margin."""
+    metrics = QFontMetricsF(font)
+    width = max(bar_px, metrics.horizontalAdvance(text)) + 2 * _BAR_PAD + _BAR_MARGIN
+    height = metrics.height() + 10.0 + 2 * _BAR_PAD + _BAR_MARGIN
+    return int(math.ceil(width)) + 1, int(math.ceil(height)) + 1
+
+
 def paint_scale_bar(painter: QPainter, area: QRectF, bar_px: float, text: str, font: QFont) -> None:
     """Draw a scale bar with its text at the bottom-right of ``area``, on a dark backing."""
     metrics = QFontMetricsF(font)
     text_w, text_h = metrics.horizontalAdvance(text), metrics.height()
-    margin, pad = 6.0, 4.0
+    margin, pad = _BAR_MARGIN, _BAR_PAD
     width = max(bar_px, text_w) + 2 * pad
     height = text_h + 10.0 + 2 * pad
     box = QRectF(area.right() - margin - width, area.bottom() - margin - height, width, height)
@@ -126,3 +154,35 @@ def paint_scale_bar(painter: QPainter, area: QRectF, bar_px: float, text: str, f
     painter.drawLine(QPointF(x1, y - 4), QPointF(x1, y + 2))
     painter.setFont(font)
     painter.drawText(QRectF(box.left(), box.top() + pad - 1, box.width(), text_h), Qt.AlignmentFlag.AlignHCenter, text)
+
+
+class CrosshairLine(QGraphicsPathItem):
+    """One line of the crosshair as segments (point pairs) in view coordinates: a cached path, rebuilt only when it moves.
+
+    Cheaper per slice change than a plot curve: no data bounds, no NaN checks,
+    and an unchanged line (the other views' lines while one view scrolls) costs
+    nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._xs = np.zeros(0)
+        self._ys = np.zeros(0)
+
+    def set_segments(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        """Draw the segments ``(xs[0], ys[0])–(xs[1], ys[1])``, ``(xs[2], ys[2])–(xs[3], ys[3])``, … (screen mm)."""
+        xs = np.asarray(xs, dtype=np.float64).reshape(-1)
+        ys = np.asarray(ys, dtype=np.float64).reshape(-1)
+        if xs.shape == self._xs.shape and ys.shape == self._ys.shape and np.array_equal(xs, self._xs) \
+                and np.array_equal(ys, self._ys):
+            return
+        self._xs, self._ys = xs, ys
+        path = QPainterPath()
+        for k in range(0, min(len(xs), len(ys)) - 1, 2):
+            path.moveTo(float(xs[k]), float(ys[k]))
+            path.lineTo(float(xs[k + 1]), float(ys[k + 1]))
+        self.setPath(path)
+
+    def segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(xs, ys)`` of the segments' ends, as given to :meth:`set_segments`."""
+        return self._xs, self._ys

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from app.overlay import crop_plane, keep_boxes, outline_u8, overlay_lut, probability_u8
+from app.overlay import crop_around, crop_plane, keep_boxes, outline_u8, overlay_lut, probability_u8
 from app.planes import Plane, plane_layout
 from app.windowing import WindowLevel
 from engine.geometry import Geometry
@@ -18,6 +18,27 @@ def test_probability_u8_accepts_levels_and_floats() -> None:
     assert_array_equal(probability_u8(levels), levels)
     floats = np.array([[0.0, 0.5, 1.0, 1.5]], dtype=np.float16)
     assert_array_equal(probability_u8(floats), [[0, 128, 255, 255]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_outline_cropped_around_its_boxes_equals_the_whole_slice_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    levels = np.zeros((40, 50), dtype=np.uint8)
+    boxes = []
+    for _ in range(int(rng.integers(1, 4))):
+        v0, u0 = int(rng.integers(0, 36)), int(rng.integers(0, 46))
+        v1, u1 = v0 + int(rng.integers(2, 12)), u0 + int(rng.integers(2, 12))
+        levels[v0:v1, u0:u1] = rng.integers(0, 256, size=levels[v0:v1, u0:u1].shape)  # clipped at the border
+        boxes.append((v0, v1, u0, u1))
+    levels[rng.random(levels.shape) < 0.7] = 255  # dense probability around and outside the boxes too
+    whole = keep_boxes(outline_u8(levels, 0.5), boxes)
+    v0, v1, u0, u1 = crop_around(boxes, levels.shape)
+    shifted = [(a - v0, b - v0, c - u0, d - u0) for a, b, c, d in boxes]
+    cropped = keep_boxes(outline_u8(levels[v0:v1, u0:u1], 0.5), shifted)
+    assert_array_equal(cropped, whole[v0:v1, u0:u1])
+    outside = whole.copy()
+    outside[v0:v1, u0:u1] = 0
+    assert not outside.any() and whole.any()  # the crop holds all there is to draw
 
 
 def test_overlay_lut_modes() -> None:

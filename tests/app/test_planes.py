@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from app.planes import Plane, all_layouts, display_slice, patient_axes, plane_layout, slice_2d
+from app.slice_blocks import SliceBlocks
 from engine.geometry import Geometry, irc_to_xyz
 
 IDENTITY = (1, 0, 0, 0, 1, 0, 0, 0, 1)
@@ -104,6 +105,25 @@ def test_slices_and_display_copy() -> None:
     assert shown.dtype == np.float32 and shown.flags.c_contiguous
     assert_array_equal(shown, hu[:, :, 1].astype(np.float32))
     assert np.shares_memory(slice_2d(hu, layouts[Plane.AXIAL], 0), hu)  # no copy of the volume
+
+
+@pytest.mark.parametrize("direction", [(1, 0, 0, 0, 1, 0, 0, 0, 1), (0, 0, 1, 1, 0, 0, 0, 1, 0), (-1, 0, 0, 0, -1, 0, 0, 0, 1)])
+def test_slice_blocks_give_the_display_slices(direction) -> None:
+    rng = np.random.default_rng(3)
+    hu = rng.integers(-1000, 1000, size=(7, 9, 21), dtype=np.int16)
+    geometry = Geometry((0, 0, 0), (0.7, 0.8, 2.5), direction)
+    for plane, layout in all_layouts(geometry, hu.shape).items():
+        blocks = SliceBlocks(hu, layout, block=4)
+        assert blocks.blocked == (layout.slice_axis == 2)
+        order = list(range(layout.n_slices)) + list(range(layout.n_slices - 1, -1, -3)) + [-5, layout.n_slices + 2]
+        for index in order:  # up, down across block edges, and clipped ends
+            shown = blocks.slice(index)
+            expected = display_slice(hu, layout, int(np.clip(index, 0, layout.n_slices - 1)))
+            assert shown.dtype == np.float32 and shown.flags.c_contiguous, plane
+            assert_array_equal(shown, expected, err_msg=f"{plane} slice {index}")
+    sagittal = SliceBlocks(hu, all_layouts(Geometry(), hu.shape)[Plane.SAGITTAL], block=4)
+    sagittal.slice(5)
+    assert sagittal._data.shape == (7, 9, 4) and sagittal._start == 4  # a small copy, not the volume
 
 
 def test_slider_positions_follow_the_scroll_direction() -> None:

@@ -85,7 +85,7 @@ def test_go_to_finding_zooms_and_opens_the_crosshair_around_the_lesion(qtbot, lo
         u, v = view.layout_.to_screen(np.array(first.candidate.center_irc))
         assert x0 < u < x1 and y0 < v < y1
     axial = loaded.views[Plane.AXIAL]
-    xs = axial.cross_h.getData()[0]
+    xs = axial.cross_h.segments()[0]
     u, _ = axial.layout_.to_screen(np.array(state.crosshair, dtype=float))
     gap = 0.5 * (xs[2] - xs[1])
     assert gap > 0.5 * first.candidate.diameter_mm  # the lines stop short of the lesion's edge
@@ -101,9 +101,13 @@ def test_scale_bar_follows_the_zoom(qtbot, loaded) -> None:
     mm_per_px = axial._mm_per_px()[0]
     assert bar.length_mm == nice_scale_length(mm_per_px, bar.target_px) and bar.text().endswith(" mm")
     assert 0.4 * bar.target_px <= bar.bar_px <= 1.6 * bar.target_px
+    canvas = axial.canvas
+    assert bar.isVisible() and bar.width() < canvas.width() / 3 and bar.height() < 60  # its backing, not the view
+    assert bar.geometry().right() == canvas.width() - 1 and bar.geometry().bottom() == canvas.height() - 1
+    assert bar.width() >= bar.bar_px
     before = bar.length_mm
     axial.zoom_to((12, 24, 20), 5.0)
-    assert bar.length_mm < before
+    assert bar.length_mm < before and bar.width() >= bar.bar_px
     assert nice_scale_length(0.1, 100) == 10.0 and nice_scale_length(0.37, 100) == 50.0
     with pytest.raises(ValueError):
         nice_scale_length(0.0)

@@ -28,8 +28,8 @@ def test_click_moves_the_crosshair_and_links_all_views(qtbot, loaded) -> None:
     assert loaded.state.crosshair == target
     assert (axial.slice_index, coronal.slice_index, sagittal.slice_index) == target
     u, v = coronal.layout_.to_screen(np.array(target, dtype=float))
-    assert_allclose(coronal.cross_v.getData()[0][0], u)  # the coronal view's vertical line is at the sagittal plane
-    assert_allclose(coronal.cross_h.getData()[1][0], v)
+    assert_allclose(coronal.cross_v.segments()[0][0], u)  # the coronal view's vertical line is at the sagittal plane
+    assert_allclose(coronal.cross_h.segments()[1][0], v)
     # a click in the coronal view moves the axial slice
     qtbot.mouseClick(coronal.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view_point(coronal, (5, 10, 7)))
     assert loaded.state.crosshair == (5, 10, 7) and axial.slice_index == 5
@@ -174,6 +174,6 @@ def test_crosshair_can_be_hidden(qtbot, loaded) -> None:
     assert all(v.cross_h.isVisible() and v.cross_v.isVisible() for v in loaded.views.values())
     # the crosshair leaves a gap around its centre so it never covers what it points at
     axial = loaded.views[Plane.AXIAL]
-    xs = axial.cross_h.getData()[0]
+    xs = axial.cross_h.segments()[0]
     u, _ = axial.layout_.to_screen(np.array(loaded.state.crosshair, dtype=float))
     assert xs[1] < u < xs[2] and xs[2] - xs[1] == pytest.approx(20.0)
