@@ -187,6 +187,11 @@ class DetectorConfig:
             into the convolutions (:mod:`engine.models.folded`; same output up to
             float rounding, about 15% faster on the CPU).
         threads: CPU threads for torch (None: torch's default, the core count).
+        cpu_streams: On the CPU, how many batches the torch stages (segmentation,
+            classification, malignancy) run at once, each on its own worker thread
+            with one intra-op thread (:mod:`engine.detection.runtime`); None: one
+            stream per thread (the faster way on the 2-core dev CPU, same output);
+            1: one batch at a time on all threads. Ignored on GPUs and for ONNX Runtime.
         backend: Which runtime runs the models, one of :data:`BACKENDS`: ``torch``,
             ``onnx`` (ONNX Runtime on models exported on first use,
             :mod:`engine.detection.onnx_backend`) or ``auto`` (per stage the faster
@@ -194,7 +199,7 @@ class DetectorConfig:
 
     Raises:
         TypeError: ``grouping`` is not a :class:`GroupingSettings`.
-        ValueError: ``backend`` is not one of :data:`BACKENDS`.
+        ValueError: ``backend`` is not one of :data:`BACKENDS`, or ``cpu_streams`` < 1.
     """
 
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
@@ -205,9 +210,12 @@ class DetectorConfig:
     fold_batch_norms: bool = True
     threads: int | None = None
     backend: str = "torch"
+    cpu_streams: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grouping, GroupingSettings):
             raise TypeError(f"grouping must be a GroupingSettings, got {type(self.grouping).__name__}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.cpu_streams is not None and int(self.cpu_streams) < 1:
+            raise ValueError(f"cpu_streams must be at least 1 (or None), got {self.cpu_streams}")
