@@ -41,6 +41,7 @@ from app.settings import AppSettings
 from app.slice_view import SliceView
 from app.state import OverlayMode, ViewerState
 from app.training.panel import TrainingPanel
+from app.training.window import TrainingWindow
 from app.window_menus import build_menus, shortcut_list, update_actions
 from app.window_settings import check_layout, dock_defaults, reset_layout, restore_window, save_window
 from app.windowing import Preset, load_presets
@@ -162,11 +163,10 @@ class MainWindow(QMainWindow):
             "candidate": self.add_dock("Selected finding", self.crop_panel, "candidateDock"),
         }
         self.training_panel = TrainingPanel(self.pool, settings=self.settings)
-        self.docks["training"] = self.add_dock(
-            "Training", self.training_panel, "trainingDock", Qt.DockWidgetArea.BottomDockWidgetArea
-        )
-        dock_defaults(self)  # minimum sizes, the bottom area under the views only, the first arrangement
-        self.docks["training"].hide()  # Models ▸ Train a model (Ctrl+T) or View shows it
+        #: The Training panel's own window (Models ▸ Train a model, Ctrl+T): it never takes room from the docks.
+        self.training_window = TrainingWindow(self.training_panel)
+        self.reopen_training = False
+        dock_defaults(self)  # minimum sizes and the first arrangement
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         self.models.changed.connect(self._show_models)
         self.models.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training_panel.use_for_detect_requested.connect(self.models.choose)
-        self.training_panel.error_reported.connect(self.report_error)
+        self.training_panel.error_reported.connect(self._report_training_error)
         self.training_panel.notice_posted.connect(lambda text: self.statusBar().showMessage(text, 15000))
         for event in ("volume", "result", "findings", "selection", "cad"):
             self.state.subscribe(event, self._update_actions)
@@ -304,10 +304,14 @@ class MainWindow(QMainWindow):
         """Ask which series of a DICOM folder to open (tests replace this)."""
         return SeriesChooserDialog.choose(self, folder, series)
 
-    def report_error(self, title: str, message: str) -> None:
-        """Show an error in a dialog; the viewer carries on with what it had."""
+    def report_error(self, title: str, message: str, parent: QWidget | None = None) -> None:
+        """Show an error in a dialog (over ``parent``, default this window); the viewer carries on with what it had."""
         self.statusBar().showMessage(f"{title}: {message}", 10000)
-        QMessageBox.critical(self, title, message)
+        QMessageBox.critical(parent or self, title, message)
+
+    def _report_training_error(self, title: str, message: str) -> None:
+        window = self.training_window
+        self.report_error(title, message, window if window.isVisible() else None)
 
     # --- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override
@@ -388,10 +392,15 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(choice.tooltip())
 
     def show_training(self) -> None:
-        """Models ▸ Train a model: show and raise the Training panel (below the views, or floating on a short screen)."""
-        from app.window_settings import show_training_dock
+        """Models ▸ Train a model: show the Training window in front (first opened centred on the viewer)."""
+        self.training_window.open(self.geometry())
 
-        show_training_dock(self)
+    def set_training_shown(self, shown: bool) -> None:
+        """View ▸ Training window: show it or hide it (a run goes on either way)."""
+        if shown:
+            self.show_training()
+        else:
+            self.training_window.hide()
 
     def reset_layout(self) -> None:
         """View ▸ Reset layout: the docks back to their first arrangement."""
@@ -433,7 +442,8 @@ class MainWindow(QMainWindow):
                 return
             self.training_panel.controller.shutdown()
         self.detector.cancel()
-        self.save_settings()
+        self.save_settings()  # before the Training window closes: whether it was open is remembered
+        self.training_window.close()
         self.pool.wait_all(10_000)
         super().closeEvent(event)
 
@@ -446,3 +456,6 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         QTimer.singleShot(0, self.reset_views)
         QTimer.singleShot(0, lambda: check_layout(self))
+        if self.reopen_training:  # it was open when the viewer last closed
+            self.reopen_training = False
+            QTimer.singleShot(0, self.show_training)

@@ -3,7 +3,7 @@
 Stored: recent files, the window's geometry and dock layout, the splitter
 layout of the three views, the last window/level preset, the display
 thresholds, the checkpoints chosen for Detect ("last models"), and the
-Training panel's dataset folder.
+Training window's dataset folder, geometry and whether it was open.
 
 The store is the platform's usual place (registry, plist, ini), or the ini file
 named by ``$LUNGCAD_SETTINGS`` when set, which tests use to stay away from the
@@ -143,8 +143,16 @@ class AppSettings:
         return str(value) if value else None
 
     def set_training_dataset(self, folder: str | Path) -> None:
-        """Remember the Training panel's dataset folder."""
+        """Remember the Training window's dataset folder, geometry and whether it was open."""
         self._q.setValue("training/dataset", str(folder))
+
+    def training_window_open(self) -> bool:
+        """Whether the Training window was open when the viewer last closed."""
+        return str(self._q.value("training/window_open", "false")).lower() in ("true", "1")
+
+    def set_training_window_open(self, shown: bool) -> None:
+        """Remember whether the Training window is open."""
+        self._q.setValue("training/window_open", "true" if shown else "false")
 
     def _json(self, key: str) -> dict:
         text = self._q.value(key)

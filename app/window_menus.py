@@ -94,6 +94,9 @@ def build_menus(window: MainWindow) -> None:
     view.addSeparator()
     for dock in window.docks.values():
         view.addAction(dock.toggleViewAction())
+    view.addAction(a("training_window", "&Training window", window.set_training_shown, None,
+                     "The Training panel in its own window (a run goes on when it is closed)", checkable=True))
+    window.training_window.visibility_changed.connect(window.actions_["training_window"].setChecked)
     view.addAction(a("reset_layout", "Reset &layout", window.reset_layout, None, "Put the panels back where they started"))
 
     analysis = window.menu("&Analysis")
@@ -114,7 +117,7 @@ def build_menus(window: MainWindow) -> None:
                                drive_provider=window.models_drive_detect)
     window.detect_target = DetectTargetMenu(window, models)
     models.addSeparator()
-    models.addAction(a("training", "&Train a model…", window.show_training, "Ctrl+T", "Show the Training panel"))
+    models.addAction(a("training", "&Train a model…", window.show_training, "Ctrl+T", "Show the Training window"))
     window.training_panel.form.suggest_finetune = window.models.classifier_checkpoint
 
     help_menu = window.menu("&Help")

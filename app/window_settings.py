@@ -1,17 +1,19 @@
-"""The main window's dock layout, and what it remembers between sessions.
+"""The main window's dock layout and the Training window's place, and what they remember between sessions.
 
 The layout holds: every dock has a usable minimum size (the findings table
-shows ten rows, the close-up its three tiles), the bottom dock area lies under
-the views only (the Training panel never squeezes the review docks on the
-right), and the Training panel opens below the views, or floating when the
-window is too short for it. A saved layout that Qt cannot restore, or that
-comes back with docks below their minimum sizes, is replaced by the first
-arrangement (:func:`reset_layout`, also View ▸ Reset layout).
+shows ten rows, the close-up its three tiles), and the Training panel is a
+window of its own (:class:`~app.training.window.TrainingWindow`), so opening
+or closing it never takes room from the views or the review docks. A saved
+layout that Qt cannot restore (or one saved by a version with a Training
+dock), or that comes back with docks below their minimum sizes, is replaced by
+the first arrangement (:func:`reset_layout`, also View ▸ Reset layout, which
+also puts the Training window back to its first size).
 
 Stored through :class:`~app.settings.AppSettings` (``$LUNGCAD_SETTINGS`` or
 the user's settings): window geometry and dock state, both view splitters,
-the last window/level preset, the finding thresholds, and the Models menu's
-choice (restored by the menu itself).
+the Training window's geometry and whether it was open, the last
+window/level preset, the finding thresholds, and the Models menu's choice
+(restored by the menu itself).
 """
 
 from __future__ import annotations
@@ -30,11 +32,9 @@ FIRST_SIZE = (1560, 960)
 #: Width of the right-hand dock column, px.
 DOCK_WIDTH = 620
 #: Smallest usable (width, height) of each dock, px.
-DOCK_MINIMUM = {"cad": (340, 150), "findings": (400, 330), "candidate": (340, 190), "training": (560, 300)}
-#: Height of the Training dock when it opens below the views, px.
-TRAINING_DOCK_HEIGHT = 380
-#: Height the views keep above the Training dock; a shorter window gets the Training panel floating.
-MIN_VIEW_HEIGHT = 360
+DOCK_MINIMUM = {"cad": (340, 150), "findings": (400, 330), "candidate": (340, 190)}
+#: Version of the saved dock state: 1 since the Training panel left the docks for its own window.
+LAYOUT_VERSION = 1
 
 
 def dock_defaults(window: MainWindow) -> None:
@@ -48,7 +48,7 @@ def dock_defaults(window: MainWindow) -> None:
 
 
 def reset_layout(window: MainWindow) -> None:
-    """The first arrangement: CAD, Findings and Selected finding on the right, Training hidden below the views."""
+    """The first arrangement: CAD, Findings and Selected finding on the right; the Training window at its first size."""
     docks = window.docks
     for dock in docks.values():
         dock.setFloating(False)
@@ -57,26 +57,9 @@ def reset_layout(window: MainWindow) -> None:
     for dock in right:
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock, Qt.Orientation.Vertical)
         dock.show()
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, docks["training"])
-    docks["training"].hide()
     window.resizeDocks(right, [DOCK_WIDTH] * 3, Qt.Orientation.Horizontal)
     window.resizeDocks(right, [330, 460, 240], Qt.Orientation.Vertical)
-
-
-def show_training_dock(window: MainWindow) -> None:
-    """Show and raise the Training panel: below the views, or floating when the window is too short."""
-    dock = window.docks["training"]
-    first = dock.isHidden() and not dock.isFloating()
-    size = window.size()
-    room = window.centralWidget().height() - MIN_VIEW_HEIGHT
-    if first and room < DOCK_MINIMUM["training"][1]:
-        dock.setFloating(True)
-        dock.resize(max(900, dock.widget().minimumWidth()), TRAINING_DOCK_HEIGHT + 200)
-    dock.show()
-    dock.raise_()
-    if first and not dock.isFloating():
-        window.resize(size)  # make room inside the window rather than growing it past the screen
-        window.resizeDocks([dock], [max(DOCK_MINIMUM["training"][1], min(TRAINING_DOCK_HEIGHT, room))], Qt.Orientation.Vertical)
+    window.training_window.reset_geometry(window.geometry() if window.isVisible() else None)
 
 
 def unusable_docks(window: MainWindow) -> list[str]:
@@ -104,18 +87,26 @@ def check_layout(window: MainWindow) -> bool:
 def restore_window(window: MainWindow) -> None:
     """Put back the saved layout, preset, thresholds and models (defaults where nothing was saved).
 
-    Sets ``window.restored_geometry`` to whether a saved geometry was found and
+    Sets ``window.restored_geometry`` to whether a saved geometry was found,
     ``window.layout_restored`` to whether a saved dock layout was restored (a
-    layout Qt cannot read is reset).
+    layout Qt cannot read is reset), ``window.training_restored`` to whether the
+    Training window's saved geometry was used, and ``window.reopen_training``
+    to whether that window was open at the last close.
     """
     s = window.settings
     geometry, dock_state, splitter, side = s.layout("geometry"), s.layout("state"), s.layout("views"), s.layout("side")
     window.restored_geometry = geometry is not None
     # the docks first: which are shown decides how small the window may be
-    window.layout_restored = dock_state is not None and window.restoreState(dock_state)
+    window.layout_restored = dock_state is not None and window.restoreState(dock_state, LAYOUT_VERSION)
     if dock_state is not None and not window.layout_restored:
-        reset_layout(window)  # a blob Qt cannot read: start from the first arrangement
+        reset_layout(window)  # a blob Qt cannot read, or an older version's: start from the first arrangement
         window.statusBar().showMessage("The saved window layout could not be read; it was reset.", 10000)
+    training = s.layout("training")
+    window.training_restored = window.training_window.restore(training)
+    if training is not None and not window.training_restored:
+        window.statusBar().showMessage("The Training window's saved place could not be used; it was reset.", 10000)
+    #: Shown again once the viewer is on screen (``MainWindow.showEvent``).
+    window.reopen_training = s.training_window_open()
     if geometry is not None:
         window.restoreGeometry(geometry)
     else:
@@ -138,7 +129,9 @@ def save_window(window: MainWindow) -> None:
     """Remember the layout and the thresholds (the preset and models are saved when chosen)."""
     s = window.settings
     s.set_layout("geometry", window.saveGeometry())
-    s.set_layout("state", window.saveState())
+    s.set_layout("state", window.saveState(LAYOUT_VERSION))
+    s.set_layout("training", window.training_window.saveGeometry())
+    s.set_training_window_open(window.training_window.isVisible())
     s.set_layout("views", window.view_splitter.saveState())
     s.set_layout("side", window.side_splitter.saveState())
     t = window.state.thresholds

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -36,6 +37,8 @@ from engine.errors import TrainingRunError
 from engine.paths import runs_dir
 from training.choices import AUGMENTATIONS, TRAIN_KINDS, kind_defaults
 
+#: Augmentation switches per row.
+AUGMENT_COLUMNS = 3
 #: Colours of the dataset verdict.
 OK_STYLE = "color: #7fd88f;"
 BAD_STYLE = "color: #ff7b7b;"
@@ -123,18 +126,31 @@ class TrainingFormWidget(QWidget):
         self.start_button.clicked.connect(self.start_requested)
 
         form = QFormLayout(self)
-        form.setVerticalSpacing(5)
+        form.setVerticalSpacing(6)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         form.addRow("Dataset", _row(self.data_edit, browse))
         form.addRow("", self.data_status)
         form.addRow("Model", self.kind_combo)
         self.finetune_label = QLabel("Start from")
         form.addRow(self.finetune_label, _row(self.finetune_edit, self.finetune_button))
-        form.addRow("Epochs", _row(self.epochs, QLabel("Batch"), self.batch_size, QLabel("Ratio"), self.ratio))
-        form.addRow("Samples/epoch", _row(self.epoch_size, QLabel("Device"), self.device))
-        form.addRow("Augment", _row(*self.augment.values()))
+        form.addRow("Epochs", _row(self.epochs, QLabel("Batch size"), self.batch_size, stretch=True))
+        form.addRow("Balancing ratio", _row(self.ratio, QLabel("Samples/epoch"), self.epoch_size, stretch=True))
+        form.addRow("Device", _row(self.device, stretch=True))
+        augment = QWidget()
+        grid = QGridLayout(augment)  # three a row: one row of five would be clipped in the form's column
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(12)
+        for n, box in enumerate(self.augment.values()):
+            grid.addWidget(box, n // AUGMENT_COLUMNS, n % AUGMENT_COLUMNS)
+        grid.setColumnStretch(AUGMENT_COLUMNS, 1)
+        form.addRow("Augment", augment)
         form.addRow("Options", self.extra)
-        form.addRow("Run name", _row(self.run_name, self.start_button))
+        form.addRow("Run name", self.run_name)
+        start = QHBoxLayout()
+        start.addStretch(1)
+        start.addWidget(self.start_button)
+        form.addRow(start)
 
     # --- dataset ----------------------------------------------------------------------------
     def ask_dataset(self) -> None:
@@ -281,10 +297,12 @@ class TrainingFormWidget(QWidget):
         self._on_kind_changed()
 
 
-def _row(*widgets: QWidget) -> QWidget:
+def _row(*widgets: QWidget, stretch: bool = False) -> QWidget:
     row = QWidget()
     box = QHBoxLayout(row)
     box.setContentsMargins(0, 0, 0, 0)
     for widget in widgets:
         box.addWidget(widget)
+    if stretch:
+        box.addStretch(1)
     return row

@@ -1,8 +1,10 @@
 """The Training panel: start a run, follow it live, stop it, re-open old runs, hand a run to Detect.
 
-Top: two tabs, "New run" (:class:`~app.training.form.TrainingFormWidget`)
-and "Runs" (every run folder with its state, listed off the GUI thread).
-Below: the viewed run (:class:`~app.training.view.RunView`). The logic lives
+Two tabs, "New run" (:class:`~app.training.form.TrainingFormWidget`) and
+"Runs" (every run folder with its state, listed off the GUI thread), in a
+column beside the viewed run (:class:`~app.training.view.RunView`), or above
+it in a window narrower than :data:`WIDE_MIN_WIDTH`. The panel lives in its
+own window (:class:`~app.training.window.TrainingWindow`). The logic lives
 in :class:`~app.training.controller.TrainingController`; this widget only
 wires the pieces and reports refusals through ``error_reported`` (the window
 shows them in its error dialog).
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -42,10 +45,38 @@ from engine.choices import MODEL_ROLES as ROLES
 from engine.errors import TrainingRunError
 from engine.paths import runs_dir
 
-#: From this width on (and when clearly wider than tall) the form sits beside the run instead of above it, px.
-WIDE_MIN_WIDTH = 900
+#: From this width on the form sits beside the run instead of above it, px (the form's column and two plots).
+WIDE_MIN_WIDTH = 1100
 #: Width of the form column in the wide layout, px.
 FORM_WIDTH = 440
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text in the middle to fit (a long folder path), the whole text as tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(80)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        """Show ``text``, shortened with "…" in the middle where it does not fit."""
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        """The text before shortening."""
+        return self._full
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        room = self.contentsRect().width() - 2 * self.margin()
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(0, room)))
 
 
 class TrainingPanel(QWidget):
@@ -84,6 +115,9 @@ class TrainingPanel(QWidget):
         self.settings = settings
         self.runs: list[RunSummary] = []
         self._listing = False
+        self._arranged = False
+        #: The width the panel may use (its own; in a scroll area, the area's, which :meth:`arrange` follows).
+        self.room: Callable[[], int] = self.width
         self.form = TrainingFormWidget(self.pool, runs_root)
         self.view = RunView(self.controller)
         self._build()
@@ -98,13 +132,21 @@ class TrainingPanel(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
-        wide = self.width() >= WIDE_MIN_WIDTH and self.width() >= 1.4 * self.height()
+        self.arrange()
+
+    def arrange(self) -> None:
+        """The form beside the run when :attr:`room` is at least :data:`WIDE_MIN_WIDTH` wide, else above it."""
+        wide = self.room() >= WIDE_MIN_WIDTH
         orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
-        if self.splitter.orientation() != orientation:
-            self.splitter.setOrientation(orientation)
-            self.view.set_wide(wide)
-            if wide:
-                self.splitter.setSizes([FORM_WIDTH, max(1, self.width() - FORM_WIDTH)])
+        if self.splitter.orientation() == orientation and self._arranged:
+            return
+        self._arranged = True
+        self.splitter.setOrientation(orientation)
+        if wide:
+            form = max(FORM_WIDTH, self.tabs.minimumSizeHint().width())
+            self.splitter.setSizes([form, max(1, self.room() - form)])
+        else:
+            self.splitter.setSizes([self.tabs.sizeHint().height(), max(1, self.view.sizeHint().height())])
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)
@@ -139,7 +181,7 @@ class TrainingPanel(QWidget):
         self.open_button.clicked.connect(self.open_selected)
         self.use_run_button = QPushButton("Use for Detect")
         self.use_run_button.clicked.connect(self.use_selected)
-        self.runs_note = QLabel("")
+        self.runs_note = ElidedLabel()
         runs_page = QWidget()
         buttons = QHBoxLayout()
         buttons.addWidget(self.runs_note, 1)
@@ -153,11 +195,10 @@ class TrainingPanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.form, "New run")
         self.tabs.addTab(runs_page, "Runs")
-        # wide first (the window puts the panel in the bottom dock area); resizeEvent turns it when docked at a side
+        # the form column beside the run; resizeEvent puts it above the run in a narrow window
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.view)
-        self.view.set_wide(True)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
@@ -212,7 +253,7 @@ class TrainingPanel(QWidget):
         if self._listing:
             return
         self._listing = True
-        self.runs_note.setText("Reading runs…")
+        self.runs_note.set_full_text("Reading runs…")
         root = self.runs_root()
         worker = CallWorker(lambda: list_runs(root), tag=root)
         worker.done.connect(self._on_runs)
@@ -242,13 +283,13 @@ class TrainingPanel(QWidget):
                 self.runs_table.setItem(row, column, item)
             if selected is not None and run.run_dir == selected.run_dir:
                 self.runs_table.selectRow(row)
-        self.runs_note.setText(f"{len(self.runs)} run(s) in {root}" if self.runs else f"No runs yet in {root}")
+        self.runs_note.set_full_text(f"{len(self.runs)} run(s) in {root}" if self.runs else f"No runs yet in {root}")
         self._update_run_buttons()
 
     @Slot(object, str)
     def _on_runs_failed(self, root: Path, message: str) -> None:
         self._listing = False
-        self.runs_note.setText(f"Cannot read the runs in {root}: {message}")
+        self.runs_note.set_full_text(f"Cannot read the runs in {root}: {message}")
 
     def selected_run(self) -> RunSummary | None:
         """The run selected in the list, or None."""

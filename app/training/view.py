@@ -3,7 +3,8 @@
 Bound to a :class:`~app.training.controller.TrainingController`: it redraws
 what an event changed (progress → the bar, epoch → the curves, checkpoint →
 the table) and owns no state of its own. Curves are pyqtgraph plots per
-epoch, validation solid with dots, training dashed.
+epoch in a 2 × 2 grid above the log, validation solid with dots, training
+dashed; each plot keeps at least :data:`PLOT_MIN_WIDTH` × :data:`PLOT_MIN_HEIGHT`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QColor, QResizeEvent
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -45,10 +46,11 @@ STATUS_COLOURS = {
 }
 #: Log lines kept on screen.
 LOG_LINES = 5000
-#: Width of the log beside the curves in the wide layout, px.
-LOG_WIDTH = 340
-#: Smallest height of the plots in a row (twice that for the 2 × 2 grid), px.
-PLOTS_MIN_HEIGHT_WIDE = 170
+#: Smallest size of one plot of the 2 × 2 grid, px.
+PLOT_MIN_WIDTH = 300
+PLOT_MIN_HEIGHT = 170
+#: Smallest height of the log and checkpoints tabs below the plots, px.
+LOG_MIN_HEIGHT = 140
 
 
 class RunView(QWidget):
@@ -76,7 +78,7 @@ class RunView(QWidget):
         self.refresh()
 
     def _build(self) -> None:
-        self.title = QLabel("No run yet: start one above, or open one from Runs.")
+        self.title = QLabel("No run yet: start one from New run, or open one from Runs.")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
         self.message = QLabel("")
@@ -100,9 +102,11 @@ class RunView(QWidget):
         self.plots_widget.setBackground(QColor(25, 26, 28))
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        # the graphics layout's spacing and margins come on top of the plots' own minimum
+        self.plots_widget.setMinimumSize(2 * PLOT_MIN_WIDTH + 24, 2 * PLOT_MIN_HEIGHT + 24)
         for n, (title, metrics) in enumerate(PLOTS):
             plot = self.plots_widget.addPlot(row=n // 2, col=n % 2)
-            plot.setMinimumWidth(150)
+            plot.setMinimumSize(PLOT_MIN_WIDTH, PLOT_MIN_HEIGHT)
             plot.setTitle(_title_html(metrics), size="9pt")
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)
@@ -137,7 +141,7 @@ class RunView(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.log_view, "Log")
         self.tabs.addTab(self.checkpoints, "Checkpoints")
-        self.tabs.setMinimumHeight(120)
+        self.tabs.setMinimumHeight(LOG_MIN_HEIGHT)
 
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
@@ -156,37 +160,13 @@ class RunView(QWidget):
         plots_box.setContentsMargins(0, 0, 0, 0)
         plots_box.addWidget(self.plots_widget, 1)
         plots_box.addWidget(legend)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)  # the 2 × 2 curves above the log
         self.splitter.addWidget(plots)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.splitterMoved.connect(lambda *_: setattr(self, "_log_dragged", True))
-        self._wide = False
-        self._log_dragged = False
         box.addWidget(self.splitter, 1)
-
-    def set_wide(self, wide: bool) -> None:
-        """A wide, low dock: the four plots in a row and the log beside them; a tall one: 2 × 2 above the log."""
-        self.splitter.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
-        self.plots_widget.setMinimumHeight(PLOTS_MIN_HEIGHT_WIDE if wide else 2 * PLOTS_MIN_HEIGHT_WIDE)
-        layout = self.plots_widget.ci
-        for n, plot in enumerate(self.plots.values()):
-            layout.removeItem(plot)
-            layout.addItem(plot, row=0 if wide else n // 2, col=n if wide else n % 2)
-        self._wide = wide
-        self._fit_log()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
-        super().resizeEvent(event)
-        self._fit_log()
-
-    def _fit_log(self) -> None:
-        """In the wide layout the log keeps :data:`LOG_WIDTH` until the user drags the splitter."""
-        if self._wide and not self._log_dragged:
-            total = max(LOG_WIDTH + 200, self.splitter.width())
-            self.splitter.setSizes([total - LOG_WIDTH, LOG_WIDTH])
 
     # --- updates --------------------------------------------------------------------------------
     @Slot(str)

@@ -16,6 +16,7 @@ from app.training.controller import OOM_HINT, TrainingController
 from app.training.lines import LineBuffer
 from app.training.panel import TrainingPanel
 from app.training.record import RunStatus
+from tests.app.layout_checks import clipped_texts, outside_parents
 from tests.app.training_support import fake_process, write_events, write_fake_trainer, write_luna_folder
 
 
@@ -39,7 +40,7 @@ def make_panel(qtbot, tmp_path: Path, runs_root: Path, monkeypatch: pytest.Monke
         panel.reported = []
         panel.error_reported.connect(lambda title, text: panel.reported.append((title, text)))
         qtbot.addWidget(panel)
-        panel.resize(1200, 420)
+        panel.resize(1280, 800)
         panel.show()
         panel.form.set_dataset(dataset)
         qtbot.waitUntil(lambda: panel.form.usable, timeout=5000)
@@ -78,6 +79,8 @@ def test_a_run_through_the_panel_draws_curves_and_hands_its_checkpoint_to_detect
     text = log_text(panel)
     assert "E2 summary on stderr" in text and "saved best.pt (epoch 2, recall 0.2000)" in text and "[stdout]" not in text
     assert (runs_root / "fake-run").is_dir() and panel.form.start_button.isEnabled()
+    qtbot.wait(20)
+    assert clipped_texts(panel) == [] and outside_parents(panel) == []  # the run's title, message and buttons fit
     assert panel.form.run_name.text() == ""  # the next run gets a fresh name
     # Use for Detect hands over the run's best checkpoint
     assert panel.view.use_button.isEnabled()
@@ -275,9 +278,9 @@ def test_closing_the_window_while_training_stops_the_child(qtbot, make_window, t
     script = write_fake_trainer(tmp_path)
     monkeypatch.setenv("FAKE_TRAINER_MODE", "slow")
     window = make_window()
-    assert not window.docks["training"].isVisible()
+    assert not window.training_window.isVisible()
     window.actions_["training"].trigger()
-    assert window.docks["training"].isVisible()
+    assert window.training_window.isVisible() and window.training_window.isWindow()
     assert ("Ctrl+T", "Train a model…") in window.shortcut_list()
     panel = window.training_panel
     panel.controller.process.program, panel.controller.process.prefix_args = sys.executable, [str(script)]
