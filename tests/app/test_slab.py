@@ -31,21 +31,37 @@ def _run_length_along_columns(image: np.ndarray, row: int) -> float:
     return float(np.count_nonzero(image[row] > 0)) * SPACING_IRC[2]
 
 
-def test_mip_shows_an_oblique_vessel_as_a_line_and_a_sphere_as_a_disc() -> None:
+#: The vessel's slope (mm of z per mm of x) and radius, and the nodule's radius, mm, in :func:`vessel_and_nodule`.
+SLOPE, VESSEL_RADIUS, NODULE_RADIUS = 0.25, 1.0, 4.0
+
+
+def vessel_and_nodule() -> tuple[np.ndarray, float, float]:
+    """A lung-like volume with an oblique vessel and a spherical nodule, crossing slice 20.
+
+    Returns:
+        ``(hu, yv, ys)``: the ``SHAPE`` int16 volume (spacing ``SPACING_IRC``),
+        and the y (mm) of the vessel's axis and of the nodule's centre.
+    """
     z, y, x = _grid()
     zc, yc, xc = 20.0, 48 * 0.7, 48 * 0.7
     hu = np.full(SHAPE, -900, dtype=np.int16)
     # vessel: a cylinder of radius 1 mm in the x-z plane at y = yc - 15 mm, climbing 1 mm in z per 4 mm in x
-    slope = 0.25
+    slope = SLOPE
     yv = yc - 15.0
     along = np.array([1.0, 0.0, slope]) / math.hypot(1.0, slope)  # (x, y, z) direction
     dx, dy, dz = x - xc, y - yv, z - zc
     t = dx * along[0] + dz * along[2]
     dist2 = (dx - t * along[0]) ** 2 + dy**2 + (dz - t * along[2]) ** 2
-    hu[dist2 <= 1.0**2] = 100
+    hu[dist2 <= VESSEL_RADIUS**2] = 100
     # nodule: a sphere of radius 4 mm at y = yc + 15 mm
     ys = yc + 15.0
-    hu[(x - xc) ** 2 + (y - ys) ** 2 + (z - zc) ** 2 <= 4.0**2] = 100
+    hu[(x - xc) ** 2 + (y - ys) ** 2 + (z - zc) ** 2 <= NODULE_RADIUS**2] = 100
+    return hu, yv, ys
+
+
+def test_mip_shows_an_oblique_vessel_as_a_line_and_a_sphere_as_a_disc() -> None:
+    hu, yv, ys = vessel_and_nodule()
+    slope = SLOPE
     layout = _axial(hu)
     projector = SlabProjector(hu, layout)
     thickness = 15.0
