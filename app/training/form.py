@@ -102,7 +102,7 @@ class TrainingFormWidget(QWidget):
             self.kind_combo.addItem(label, kind)
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
         self.finetune_edit = QLineEdit()
-        self.finetune_edit.setPlaceholderText("classifier checkpoint (.pt or the book's .state)")
+        self.finetune_edit.setPlaceholderText("classifier .pt or book .state")
         self.finetune_button = QPushButton("Browse…")
         self.finetune_button.clicked.connect(self.ask_finetune)
         self.epochs = _spin(1, 10_000, 5, tip="Epochs to train")

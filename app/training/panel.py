@@ -143,10 +143,21 @@ class TrainingPanel(QWidget):
         self._arranged = True
         self.splitter.setOrientation(orientation)
         if wide:
-            form = max(FORM_WIDTH, self.tabs.minimumSizeHint().width())
-            self.splitter.setSizes([form, max(1, self.room() - form)])
+            self._fit_column()
         else:
             self.splitter.setSizes([self.tabs.sizeHint().height(), max(1, self.view.sizeHint().height())])
+
+    def _fit_column(self) -> None:
+        """In the wide layout: the form's column, or wider for the Runs tab so its run names are not cut."""
+        if self.splitter.orientation() != Qt.Orientation.Horizontal:
+            return
+        width = max(FORM_WIDTH, self.tabs.minimumSizeHint().width())
+        if self.tabs.currentIndex() == 1:
+            table, header = self.runs_table, self.runs_table.horizontalHeader()
+            columns = sum(max(table.sizeHintForColumn(k), header.sectionSizeHint(k)) for k in range(table.columnCount()))
+            wanted = columns + 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width() + 12
+            width = max(width, min(wanted, self.room() - self.view.minimumSizeHint().width() - 8))
+        self.splitter.setSizes([width, max(1, self.room() - width)])
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)
@@ -195,6 +206,7 @@ class TrainingPanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.form, "New run")
         self.tabs.addTab(runs_page, "Runs")
+        self.tabs.currentChanged.connect(lambda _index: self._fit_column())
         # the form column beside the run; resizeEvent puts it above the run in a narrow window
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tabs)
@@ -285,6 +297,7 @@ class TrainingPanel(QWidget):
                 self.runs_table.selectRow(row)
         self.runs_note.set_full_text(f"{len(self.runs)} run(s) in {root}" if self.runs else f"No runs yet in {root}")
         self._update_run_buttons()
+        self._fit_column()
 
     @Slot(object, str)
     def _on_runs_failed(self, root: Path, message: str) -> None:

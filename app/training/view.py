@@ -229,6 +229,7 @@ class RunView(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("")
             self.eta.setText("")
+            self.eta.hide()
             return
         p = record.progress
         if p is not None and p.phase == "cache":
@@ -246,6 +247,7 @@ class RunView(QWidget):
         self.progress.setFormat(progress_text(record))
         eta = record.eta_s()
         self.eta.setText("" if eta is None else f"ETA {format_duration(eta)}")
+        self.eta.setVisible(eta is not None)  # an ended run's bar takes the whole row
 
     def _show_curves(self) -> None:
         record = self.controller.viewed

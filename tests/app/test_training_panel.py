@@ -81,6 +81,9 @@ def test_a_run_through_the_panel_draws_curves_and_hands_its_checkpoint_to_detect
     assert (runs_root / "fake-run").is_dir() and panel.form.start_button.isEnabled()
     qtbot.wait(20)
     assert clipped_texts(panel) == [] and outside_parents(panel) == []  # the run's title, message and buttons fit
+    panel.tabs.setCurrentIndex(1)  # Runs: the column widens so that run names are not cut
+    qtbot.waitUntil(lambda: not panel.listing and len(panel.runs) == 1, timeout=5000)
+    _assert_runs_table_fits(qtbot, panel)
     assert panel.form.run_name.text() == ""  # the next run gets a fresh name
     # Use for Detect hands over the run's best checkpoint
     assert panel.view.use_button.isEnabled()
@@ -216,6 +219,34 @@ def _events(name: str, epochs: int) -> list[dict]:
 def _finished(name: str) -> dict:
     return {"event": "finished", "run": name, "time": time.time(), "status": "completed", "reason": "", "epoch": 3,
             "best_epoch": 3, "best_metric": "f1", "best_score": 0.6, "duration_s": 12.0}
+
+
+def _assert_runs_table_fits(qtbot, panel: TrainingPanel) -> None:
+    qtbot.wait(20)
+    table = panel.runs_table
+    for row in range(table.rowCount()):
+        for column in range(table.columnCount()):
+            text = table.item(row, column).text()
+            assert table.columnWidth(column) >= table.fontMetrics().horizontalAdvance(text) + 6, text  # its margins
+    last = table.columnCount() - 1
+    assert table.columnViewportPosition(last) + table.columnWidth(last) <= table.viewport().width()  # none cut off
+    assert clipped_texts(panel) == [] and outside_parents(panel) == []
+
+
+def test_the_runs_list_shows_whole_run_names(qtbot, make_panel, runs_root) -> None:
+    name = "segmentation-20261203-094717-augmented"  # a default name and then some
+    run = runs_root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": {"kind": "segmentation", "run_name": name, "epochs": 3}}))
+    write_events(run / "metrics.jsonl", [*_events(name, 3), _finished(name)])
+    panel = make_panel("ok")
+    panel.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: not panel.listing and len(panel.runs) == 1, timeout=5000)
+    _assert_runs_table_fits(qtbot, panel)
+    assert panel.view.plots_widget.width() >= 2 * 300  # the curves keep their room beside the wider column
+    panel.tabs.setCurrentIndex(0)  # back to the form's own width
+    qtbot.wait(20)
+    assert panel.splitter.sizes()[0] < 500
 
 
 def test_reopening_a_finished_run_from_its_metrics(qtbot, make_panel, runs_root) -> None:
