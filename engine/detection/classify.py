@@ -54,6 +54,7 @@ def classify_crops(
     shared_depth: int = 0,
     shared_features: torch.Tensor | None = None,
     keep_features: list[torch.Tensor] | None = None,
+    streams: int = 1,
 ) -> np.ndarray:
     """Positive-class probability of ``model`` for the crops starting at ``starts``.
 
@@ -73,6 +74,8 @@ def classify_crops(
             when given, no crops are cut.
         keep_features: When a list, receives the shared-stage outputs of each
             batch in order (``torch.cat`` them for ``shared_features``).
+        streams: CPU worker threads running batches at once
+            (:func:`~engine.detection.runtime.run_in_batches`).
 
     Returns:
         float64 ``(N,)`` probabilities of class 1.
@@ -99,12 +102,17 @@ def classify_crops(
         probability = torch.softmax(logits.float(), dim=1)[:, 1]
         out[start:stop] = probability.cpu().numpy()
         if keep_features is not None:
-            keep_features.append(x)
+            kept[start] = x  # batches may finish out of order (streams); put in order below
 
+    kept: dict[int, torch.Tensor] = {}
     with torch.inference_mode():
         if keep_features is not None:
             keep_features.clear()
-        run_in_batches(n, batch_size, step, device=device, reporter=reporter, notes=notes, unit="candidates")
+        run_in_batches(
+            n, batch_size, step, device=device, reporter=reporter, notes=notes, unit="candidates", streams=streams
+        )
+    if keep_features is not None:
+        keep_features.extend(kept[start] for start in sorted(kept))
     return out
 
 

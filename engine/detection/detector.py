@@ -291,6 +291,7 @@ class Detector:
             batch_size=self.config.seg_batch_size or (32 if device.type != "cpu" else 2),
             reporter=run.reporter("segmentation"),
             notes=run.notes,
+            streams=self._streams(device, "segmentation"),
         )
         return levels
 
@@ -324,6 +325,7 @@ class Detector:
                 notes=run.notes,
                 shared_depth=depth,
                 keep_features=kept if keep else None,
+                streams=self._streams(device, "classification"),
             )
 
         def malignant(device: torch.device) -> np.ndarray:
@@ -340,6 +342,7 @@ class Detector:
                 trunk_model=self._placed(self.classifier, run.policy),
                 shared_depth=depth,
                 shared_features=shared,
+                streams=self._streams(device, "classification"),
             )
 
         p_nodule = run.timed("classification", "classification", nodule)
@@ -366,6 +369,12 @@ class Detector:
         p_nodule = run.timed("classification", "classification", stage("classifier", "classification"))
         p_malignant = run.timed("malignancy", "malignancy", stage("malignancy", "malignancy"))
         return p_nodule[inverse], p_malignant[inverse]
+
+    def _streams(self, device: torch.device, stage: str) -> int:
+        """Batches the torch ``stage`` runs at once on ``device`` (:attr:`DetectorConfig.cpu_streams`)."""
+        if device.type != "cpu" or self.backends[stage] != "torch":
+            return 1
+        return int(self.config.cpu_streams or torch.get_num_threads())
 
     def _session(self, role: str, run: _Run):
         """The ONNX Runtime model of ``role`` on the run's device (exported and checked on first use)."""

@@ -30,6 +30,7 @@ def segment_slices(
     batch_size: int,
     reporter: StageReporter,
     notes: list[str],
+    streams: int = 1,
 ) -> int:
     """Segment ``region`` of ``volume`` into ``levels``.
 
@@ -47,6 +48,8 @@ def segment_slices(
         batch_size: Slices per forward pass to start with.
         reporter: Progress and cancellation.
         notes: Receives batch-size reductions.
+        streams: CPU worker threads running batches at once
+            (:func:`~engine.detection.runtime.run_in_batches`); each writes only its slices.
 
     Returns:
         The batch size that worked.
@@ -72,7 +75,8 @@ def segment_slices(
 
     with torch.inference_mode():
         return run_in_batches(
-            int(region.slices.size), batch_size, step, device=device, reporter=reporter, notes=notes, unit="slices"
+            int(region.slices.size), batch_size, step, device=device, reporter=reporter, notes=notes, unit="slices",
+            streams=streams,
         )
 
 

@@ -105,3 +105,103 @@ def test_tensor_view_shares_read_only_memory_without_warning(recwarn):
     tensor = tensor_view(array)
     assert tensor.data_ptr() == array.ctypes.data
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+# --- streams: batches on several CPU worker threads -----------------------------------
+
+
+def _recording_step(calls, threads_seen, delay=0.002):
+    import threading
+    import time
+
+    lock = threading.Lock()
+
+    def step(start: int, stop: int) -> None:
+        time.sleep(delay)  # lets the other worker take a batch meanwhile
+        with lock:
+            calls.append((start, stop))
+            threads_seen.add((threading.current_thread().name, torch.get_num_threads()))
+
+    return step
+
+
+def test_streams_run_each_batch_once_on_workers_with_one_thread_each():
+    calls, seen = [], set()
+    reports: list[tuple[float, str]] = []
+    before = torch.get_num_threads()
+    size = run_in_batches(
+        23, 4, _recording_step(calls, seen), device=torch.device("cpu"),
+        reporter=_reporter(reports=reports), notes=[], streams=2,
+    )
+    assert size == 4
+    assert sorted(calls) == [(s, min(23, s + 4)) for s in range(0, 23, 4)]  # the sequential batches, once each
+    assert {name for name, _ in seen} <= {"stage-stream-0", "stage-stream-1"} and len(seen) >= 1
+    assert {threads for _, threads in seen} == {1}
+    assert torch.get_num_threads() == before  # restored after the stage
+    assert reports[0][0] == pytest.approx(0.2) and reports[-1] == (pytest.approx(0.6), "stage 23/23 items")
+    assert [f for f, _ in reports] == sorted(f for f, _ in reports)  # progress never goes back
+
+
+def test_streams_are_sequential_off_the_cpu_and_for_one_batch():
+    import threading
+
+    for device, n in ((torch.device("cuda"), 10), (torch.device("cpu"), 3)):
+        names = []
+        run_in_batches(n, 4, lambda a, b: names.append(threading.current_thread().name), device=device,
+                       reporter=_reporter(), notes=[], streams=2)
+        assert set(names) == {threading.current_thread().name}
+
+
+def test_streams_pass_errors_through_and_stop_taking_batches():
+    calls = []
+
+    def step(start: int, stop: int) -> None:
+        calls.append(start)
+        if start == 8:
+            raise ValueError("bad crop")
+
+    with pytest.raises(ValueError, match="bad crop"):
+        run_in_batches(400, 4, step, device=torch.device("cpu"), reporter=_reporter(), notes=[], streams=2)
+    assert len(calls) < 100  # stopped soon after the failure, not run to the end
+
+
+def test_streams_fall_back_to_one_stream_with_halving_on_out_of_memory():
+    import threading
+
+    lock = threading.Lock()
+    done = []
+
+    def step(start: int, stop: int) -> None:
+        if stop - start > 2:
+            raise torch.OutOfMemoryError("can't allocate memory (simulated)")
+        with lock:
+            done.extend(range(start, stop))
+
+    notes: list[str] = []
+    size = run_in_batches(12, 4, step, device=torch.device("cpu"), reporter=_reporter(), notes=notes, streams=2)
+    assert size == 2 and sorted(done) == list(range(12))
+    assert notes[0] == "stage: out of memory on cpu with 2 streams; the rest runs in one stream"
+    assert "retried with 2" in notes[1]
+
+
+def test_streams_cancel_between_batches():
+    calls, seen = [], set()
+    polls = iter([False] * 3 + [True] * 1000)
+    with pytest.raises(CancelledError):
+        run_in_batches(2000, 1, _recording_step(calls, seen, delay=0.01), device=torch.device("cpu"),
+                       reporter=_reporter(cancelled=lambda: next(polls)), notes=[], streams=2)
+    assert 0 < len(calls) < 100
+
+
+def test_streams_run_under_the_callers_grad_and_inference_modes():
+    modes = set()
+
+    def step(start: int, stop: int) -> None:
+        modes.add((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+
+    with torch.inference_mode():
+        run_in_batches(8, 2, step, device=torch.device("cpu"), reporter=_reporter(), notes=[], streams=2)
+    assert modes == {(True, False)}
+    modes.clear()
+    run_in_batches(8, 2, step, device=torch.device("cpu"), reporter=_reporter(), notes=[], streams=2)
+    assert modes == {(False, True)}
