@@ -1,10 +1,11 @@
 """The demo detector's findings on a fixed small phantom equal those recorded before the speed work (issue 16).
 
-The fixture (``tests/engine/data/detection_fixture.json``) was written by
-``make_detection_fixture.py`` with the code as it was before channels-last
-layouts, batch-size changes and the ONNX backend; every candidate must come
-back with the same voxel count, its centre within the stored rounding and
-both probabilities within 1e-4.
+The fixture (``tests/engine/data/detection_fixture.json``) was written with
+the code as it was before channels-last layouts, batch-size changes, the ONNX
+backend and the CPU streams, on a stored phantom (generated phantoms differ
+in the last bit between processors, see ``make_detection_fixture.py``); every
+candidate must come back with the same voxel count, its centre within the
+stored rounding and both probabilities within 1e-4.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ def assert_same_candidates(rows: list[dict], expected: list[dict]) -> None:
         np.testing.assert_allclose([r[key] for r in rows], [e[key] for e in expected], rtol=0, atol=1.01e-4, err_msg=key)
 
 
-def test_torch_backend_keeps_the_recorded_findings(recorded, phantom):
-    detector = Detector.from_checkpoints(device="cpu", config=DetectorConfig(precision="float32"))
+@pytest.mark.parametrize("streams", [None, 1, 2])
+def test_torch_backend_keeps_the_recorded_findings(recorded, phantom, streams):
+    """Default (one CPU stream per thread), one batch at a time, and two streams whatever the thread count."""
+    config = DetectorConfig(precision="float32", cpu_streams=streams)
+    detector = Detector.from_checkpoints(device="cpu", config=config)
     assert dict(detector.model_ids) == recorded["model_ids"]
     assert_same_candidates(candidate_rows(detector.detect(phantom)), recorded["candidates"])
 
