@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"slices of the phantom (default {BENCH_SLICES}, the standard benchmark volume)")
     parser.add_argument("--json", default=None, help="also write the report as JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--cpu-streams", type=int, default=None,
+                        help="CPU batches run at once, one worker thread each (default: one per thread; 1: one batch "
+                        "at a time on all threads)")
     parser.add_argument("--all-slices", action="store_true", help="segment every slice in full (no lung region)")
     add_grouping_arguments(parser)
 
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         for backend in backends:
             config = DetectorConfig(
                 grouping=grouping_from_args(args), precision=args.precision, lung_region=not args.all_slices,
-                backend=backend, threads=args.threads,
+                backend=backend, threads=args.threads, cpu_streams=args.cpu_streams,
             )
             detector = Detector(seg, cls, mal, device=args.device, config=config)
             if args.compile:

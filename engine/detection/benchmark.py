@@ -84,7 +84,9 @@ class BenchReport:
         lines = [
             f"series: {self.series}, {self.shape[0]}×{self.shape[1]}×{self.shape[2]} (index,row,col)",
             f"weights: {self.weights}",
-            f"backend: " + (", ".join(f"{k} {v}" for k, v in self.backends.items()) or "torch"),
+            f"backend: " + (", ".join(f"{k} {v}" for k, v in self.backends.items()) or "torch")
+            + "".join(f"; CPU streams: {', '.join(f'{k} {v}' for k, v in streams.items())}"
+                      for streams in [self.machine.get("cpu_streams")] if streams),
             f"device: {self.device} ({self.precision}); {self.machine.get('cpu', '?')}, "
             f"{self.machine.get('cpu_count', '?')} cores, torch {self.machine.get('torch', '?')}",
             f"runs: {len(self.runs_s)} timed after a warm-up; median seconds per stage:",
@@ -221,6 +223,7 @@ def benchmark_detector(
     machine = machine_info(device)
     machine["load_before"] = load_before
     machine["load_after"] = _load_average()
+    machine["cpu_streams"] = dict(result.extra.get("cpu_streams", {}))
     return BenchReport(
         medians_s=medians,
         runs_s=timed,

@@ -193,6 +193,7 @@ class Detector:
                 "segmented_voxels": region.voxel_count(),
                 "cpu_seconds": dict(run.cpu_seconds),
                 "backends": dict(self.backends),
+                "cpu_streams": {stage: self.stage_streams(run.device_used, stage) for stage in self.backends},
             },
         )
 
@@ -291,7 +292,7 @@ class Detector:
             batch_size=self.config.seg_batch_size or (32 if device.type != "cpu" else 2),
             reporter=run.reporter("segmentation"),
             notes=run.notes,
-            streams=self._streams(device, "segmentation"),
+            streams=self.stage_streams(device, "segmentation"),
         )
         return levels
 
@@ -325,7 +326,7 @@ class Detector:
                 notes=run.notes,
                 shared_depth=depth,
                 keep_features=kept if keep else None,
-                streams=self._streams(device, "classification"),
+                streams=self.stage_streams(device, "classification"),
             )
 
         def malignant(device: torch.device) -> np.ndarray:
@@ -342,7 +343,7 @@ class Detector:
                 trunk_model=self._placed(self.classifier, run.policy),
                 shared_depth=depth,
                 shared_features=shared,
-                streams=self._streams(device, "classification"),
+                streams=self.stage_streams(device, "classification"),
             )
 
         p_nodule = run.timed("classification", "classification", nodule)
@@ -370,7 +371,7 @@ class Detector:
         p_malignant = run.timed("malignancy", "malignancy", stage("malignancy", "malignancy"))
         return p_nodule[inverse], p_malignant[inverse]
 
-    def _streams(self, device: torch.device, stage: str) -> int:
+    def stage_streams(self, device: torch.device, stage: str) -> int:
         """Batches the torch ``stage`` runs at once on ``device`` (:attr:`DetectorConfig.cpu_streams`)."""
         if device.type != "cpu" or self.backends[stage] != "torch":
             return 1
