@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QStyle,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -189,6 +190,26 @@ class FindingsTableModel(QAbstractTableModel):
         return None
 
 
+class SortedColumnHeader(QHeaderView):
+    """A table header that keeps room for the sort arrow in the sorted column only.
+
+    Qt's header reserves the arrow's width in every column once sorting is on,
+    which made the eight columns too wide for the dock and cut the Status
+    column ("malig…"); here only the sorted column is that much wider.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.sortIndicatorChanged.connect(lambda *_: self.resizeSections(QHeaderView.ResizeMode.ResizeToContents))
+
+    def sectionSizeFromContents(self, logical_index: int) -> QSize:  # noqa: N802 — Qt override
+        size = super().sectionSizeFromContents(logical_index)
+        if self.isSortIndicatorShown() and logical_index != self.sortIndicatorSection():
+            arrow = size.height() + self.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, self)
+            size.setWidth(max(self.minimumSectionSize(), size.width() - arrow))
+        return size
+
+
 class FindingsPanel(QWidget):
     """Counts, the findings table and the review buttons, bound to the state.
 
@@ -222,6 +243,7 @@ class FindingsPanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
+        self.table.setHorizontalHeader(SortedColumnHeader(self.table))  # before sorting is switched on
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)

@@ -175,3 +175,28 @@ def test_review_survives_re_detect_and_restart_in_the_window(qtbot, make_window,
     assert second.state.marks == {}
     detect_and_wait(qtbot, second)
     assert second.state.marks == {1: Mark.ACCEPTED}
+
+
+def test_the_findings_table_fits_its_dock_without_cutting_a_column(qtbot, make_window, write_volume) -> None:
+    window = make_window()
+    window.resize(1560, 960)  # the first size
+    # far from the origin, so the LPS column holds its longest text ("-183.5, -181.5, -369.5")
+    open_and_wait(qtbot, window, write_volume("far.mhd", origin_xyz=(-199.5, -199.5, -399.5)))
+    detect_and_wait(qtbot, window)
+    window.state.set_mark(1, Mark.ACCEPTED)  # "malignant ✓", the longest status
+    table = window.findings_panel.table
+    header = table.horizontalHeader()
+    model = table.model()
+    for sort_column in (2, 1, 7):  # the sort arrow's room moves with the sorted column
+        header.setSortIndicator(sort_column, Qt.SortOrder.DescendingOrder)
+        qtbot.wait(30)
+        last = model.columnCount() - 1
+        assert table.columnViewportPosition(last) + table.columnWidth(last) <= table.viewport().width()
+        assert not table.horizontalScrollBar().isVisible()
+        metrics = table.fontMetrics()
+        for column in range(model.columnCount()):
+            texts = [str(model.headerData(column, Qt.Orientation.Horizontal))]
+            texts += [str(model.index(row, column).data()) for row in range(model.rowCount())]
+            for text in texts:
+                assert table.columnWidth(column) >= metrics.horizontalAdvance(text) + 6, (sort_column, text)
+    assert "malignant ✓" in [model.index(row, 7).data() for row in range(model.rowCount())]
