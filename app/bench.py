@@ -11,7 +11,8 @@ times, each a median over many repeats:
 * a slab scrub step in each view (thin-slab MIP and average, ``--slab-mm``
   thick): the same slice change with the slab projected (goal ≤ 16 ms).
 
-This is a benchmark command, not a timed test; record results in
+``--profile VIEW`` adds a cProfile summary of that view's plain slice
+change. This is a benchmark command, not a timed test; record results in
 ``docs/benchmarks.md``.
 """
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slab-mm", type=float, nargs="+", default=(10.0, 20.0),
                         help="slab thicknesses to time the scrub with (default 10 20)")
+    parser.add_argument("--profile", choices=("axial", "coronal", "sagittal"), default=None,
+                        help="also profile the plain slice change of this view (cProfile, top functions by own time)")
 
 
 def synthetic_ct(shape: tuple[int, int, int], seed: int = 0):
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for plane in Plane:
             rows.append(_scrub(window.views[plane], args.repeats, f"slice change, {plane.value}"))
+        profile = None if args.profile is None else _profile(window.views[Plane(args.profile)], args.repeats)
         for mode in ("mip", "mean"):
             for thickness in args.slab_mm:
                 state.set_slab(enabled=True, mode=mode, thickness_mm=thickness)
@@ -179,4 +183,22 @@ def run(args: argparse.Namespace) -> int:
     for name, median, worst, markers in rows:
         shown = "" if np.isnan(markers) else f"{markers:.1f}"
         print(f"{name:52} {median:10.2f} {worst:9.2f} {shown:>8}")
+    if profile is not None:
+        print(f"\nprofile of {args.repeats} plain slice changes, {args.profile} (cProfile, by own time):")
+        print(profile)
     return 0
+
+
+def _profile(view, repeats: int) -> str:
+    """The top functions of ``repeats`` plain slice changes of a view under cProfile, as text."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _scrub(view, repeats, "profiled")
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
+    return text.getvalue()
