@@ -1,20 +1,24 @@
 """The ruler lines of one slice view: the measurements on its slice, their lengths, and the one being drawn.
 
 Each measurement is a line with short end ticks and its length on a dark
-backing, drawn in screen mm; the selected one is white and thicker. While the
+backing, drawn in screen mm (below the line rather than over a finding's
+number); the selected one is white and thicker. While the
 reader drags with the ruler tool on, a preview line follows the mouse with the
 live length.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 
 from app.measurements import Measurement
 from app.planes import PlaneLayout
-from app.view_overlays import LABEL_BACKING_RGBA, RULER_RGB, RULER_SELECTED_RGB, label_font
+from app.view_overlays import LABEL_BACKING_RGBA, RULER_RGB, RULER_SELECTED_RGB, label_font, text_item_rect
 
 
 def _tick_path(p0: np.ndarray, p1: np.ndarray, tick_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +61,12 @@ class MeasureLayer:
         return label
 
     def show(self, measurements: tuple[Measurement, ...], layout: PlaneLayout | None, slice_index: int,
-             selected: int | None, tick_mm: float) -> None:
-        """Draw the measurements made on this plane's slice ``slice_index`` (others are hidden)."""
+             selected: int | None, tick_mm: float, avoid: Sequence[QRectF] = ()) -> None:
+        """Draw the measurements made on this plane's slice ``slice_index`` (others are hidden).
+
+        ``avoid``: scene-pixel rectangles (the finding numbers) a length label should not cover; a
+        label that would is put below the ruler's lower end instead.
+        """
         drawn = []
         if layout is not None:
             for m in measurements:
@@ -80,9 +88,18 @@ class MeasureLayer:
             line.setData(*_tick_path(p0, p1, tick_mm))
             line.show()
             label.setText(m.label(), color=QColor(*rgb))
-            label.setPos(*self._label_anchor(p0, p1))
+            self._place(label, p0, p1, avoid)
             label.show()
         self.shown = [(m.id, p0, p1) for m, p0, p1 in drawn]
+
+    def _place(self, label: pg.TextItem, p0: np.ndarray, p1: np.ndarray, avoid: Sequence[QRectF]) -> None:
+        """Above the ruler's higher end; below its lower end when that would cover a finding's number."""
+        label.setAnchor((0.0, 1.0))
+        label.setPos(*self._label_anchor(p0, p1))
+        if avoid and any(text_item_rect(label, self._viewbox).intersects(r) for r in avoid):
+            low = p1 if p0[1] < p1[1] else p0
+            label.setAnchor((0.0, 0.0))
+            label.setPos(float(low[0]), float(low[1]))
 
     @staticmethod
     def _label_anchor(p0: np.ndarray, p1: np.ndarray) -> tuple[float, float]:

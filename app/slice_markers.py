@@ -16,14 +16,14 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPen
 
 from app.findings import Finding, FindingClass, Mark, PlaneMarkers, marker_radius_mm, plane_markers
 from app.marker_labels import stack_labels
 from app.planes import PlaneLayout
 from app.theme import MALIGNANT_RGB, NODULE_RGB, REJECTED_RGB
-from app.view_overlays import LABEL_BACKING_RGBA, NEAR_MISS_RGB, label_font
+from app.view_overlays import LABEL_BACKING_RGBA, NEAR_MISS_RGB, label_font, text_item_rect
 
 #: Most finding numbers drawn next to markers on one slice.
 MAX_LABELS = 24
@@ -132,6 +132,10 @@ class MarkerLayer:
                 pen.setStyle(Qt.PenStyle.DashLine)
             self._pens[key] = pen
         return pen
+
+    def label_rects(self, viewbox: pg.ViewBox) -> list[QRectF]:
+        """Scene-pixel rectangles of the finding numbers shown (what a ruler's label should not cover)."""
+        return [text_item_rect(label, viewbox) for label in self.labels if label.isVisible()]
 
     def place_labels(self) -> None:
         """Write the findings' numbers next to their markers, stacking the ones that would overprint."""

@@ -17,6 +17,7 @@ from app.slab import slab_range
 
 if TYPE_CHECKING:
     from app.measure_layer import MeasureLayer
+    from app.slice_markers import MarkerLayer
     from app.planes import PlaneLayout
     from app.state import ViewerState
 
@@ -34,6 +35,7 @@ class SliceReadingTools:
     state: ViewerState
     layout_: PlaneLayout | None
     measure_layer: MeasureLayer
+    marker_layer: MarkerLayer
     _slice: int
     _zoomed_to: int | None
 
@@ -79,8 +81,8 @@ class SliceReadingTools:
         self.viewbox.setRange(QRectF(u - half, v - half, 2 * half, 2 * half), padding=0.0)
 
     def _refresh_measurements(self) -> None:
-        self.measure_layer.show(self.state.measurements, self.layout_, self._slice,
-                                self.state.selected_measurement, self._tick_mm())
+        self.measure_layer.show(self.state.measurements, self.layout_, self._slice, self.state.selected_measurement,
+                                self._tick_mm(), self.marker_layer.label_rects(self.viewbox) if self.state.measurements else ())
 
     def _tick_mm(self) -> float:
         return 4.0 * self._mm_per_px()[0]

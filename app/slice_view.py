@@ -155,6 +155,8 @@ class SliceView(SliceReadingTools, QWidget):
 
     def _on_range_changed(self, *_args) -> None:
         self.marker_layer.place_labels()  # zoom changes what overlaps
+        if self.state.measurements:
+            self._refresh_measurements()  # ... and where a ruler's length may go
         self.canvas.scale_bar.set_mm_per_px(self._mm_per_px()[0] if self.layout_ is not None else 0.0)
 
     def _set_text(self, label: QLabel, text: str) -> None:
@@ -363,6 +365,8 @@ class SliceView(SliceReadingTools, QWidget):
 
     def _refresh_markers(self) -> None:
         self.marker_layer.show_slice(self._slice, self.state.selected_id, self.state.hide_cad, self.slab_range())
+        if self.state.measurements:
+            self._refresh_measurements()  # the rulers' lengths keep clear of the numbers just placed
 
     def _mm_per_px(self) -> tuple[float, float]:
         """Screen mm per screen pixel along u and v (1, 1 while the view has no size yet)."""

@@ -156,6 +156,19 @@ def paint_scale_bar(painter: QPainter, area: QRectF, bar_px: float, text: str, f
     painter.drawText(QRectF(box.left(), box.top() + pad - 1, box.width(), text_h), Qt.AlignmentFlag.AlignHCenter, text)
 
 
+def text_item_rect(item, viewbox) -> QRectF:
+    """Where a ``pg.TextItem`` in a view box is drawn, in scene pixels (it keeps its pixel size at any zoom).
+
+    Args:
+        item: The text item (``pos()`` in view coordinates, ``anchor`` as fractions of its size).
+        viewbox: The ``pg.ViewBox`` it was added to.
+    """
+    size = item.textItem.boundingRect().size()
+    at = viewbox.mapViewToScene(item.pos())
+    ax, ay = float(item.anchor[0]), float(item.anchor[1])
+    return QRectF(at.x() - ax * size.width(), at.y() - ay * size.height(), size.width(), size.height())
+
+
 class CrosshairLine(QGraphicsPathItem):
     """One line of the crosshair as segments (point pairs) in view coordinates: a cached path, rebuilt only when it moves.
 

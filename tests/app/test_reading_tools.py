@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from app.cine import next_cine_position
 from app.planes import Plane, display_slice
-from app.view_overlays import nice_scale_length
+from app.view_overlays import nice_scale_length, text_item_rect
 from tests.app.conftest import SMALL_SPACING_XYZ, detect_and_wait, open_and_wait
 from tests.app.qt_input import drag, view_point
 
@@ -93,6 +93,26 @@ def test_go_to_finding_zooms_and_opens_the_crosshair_around_the_lesion(qtbot, lo
     assert "Long × short axis" in loaded.crop_panel.size_text.text()
     assert loaded.crop_panel.measurement is not None and loaded.crop_panel.measurement.volume_mm3 > 0
     assert loaded.crop_panel.measurement.long_axis_rc is not None  # drawn on the axial crop
+
+
+def test_a_rulers_length_does_not_cover_a_findings_number(qtbot, loaded) -> None:
+    detect_and_wait(qtbot, loaded)
+    axial = loaded.views[Plane.AXIAL]
+    axial.go_to_slice(12)  # finding 1: 10 mm at (12, 24, 20)
+    qtbot.wait(20)
+    numbers = axial.marker_layer.label_rects(axial.viewbox)
+    assert numbers  # its number, at the circle's upper right
+    number = next(label for label in axial.labels if label.isVisible())
+    u, v = float(number.pos().x()), float(number.pos().y())
+    a, b = axial.layout_.from_screen(u - 0.5, v + 0.5)  # the ruler's upper end just below-left of the number
+    loaded.state.new_measurement(0, 12, (12.0, float(b), float(a)), (12.0, 34.0, 12.0))
+    (label,) = [lab for lab in axial.measure_layer._labels if lab.isVisible()]
+    rect = text_item_rect(label, axial.viewbox)
+    assert not any(rect.intersects(r) for r in axial.marker_layer.label_rects(axial.viewbox))
+    assert tuple(label.anchor) == (0.0, 0.0)  # moved below the ruler's lower end
+    axial.zoom_to((12, 24, 20), 40.0)  # after a zoom the labels are laid out again, still apart
+    rect = text_item_rect(label, axial.viewbox)
+    assert not any(rect.intersects(r) for r in axial.marker_layer.label_rects(axial.viewbox))
 
 
 def test_scale_bar_follows_the_zoom(qtbot, loaded) -> None:
