@@ -27,8 +27,11 @@ keeps every thresholded voxel (no erosion) and:
 5. drops pieces whose equivalent diameter is under ``min_diameter_mm``
    (specks, which the book's erosion drops).
 
-Everything per voxel is vectorised (``np.bincount``, a k-d tree query, scipy
-filters on each split component's box, a k-d tree for its distance transform); Python loops run over the split
+Everything per voxel is vectorised (``np.bincount``, ``reduceat`` for the
+boxes, scipy filters on each split component's box, k-d trees over the seeds
+and pieces); the depth is a sparse exact Euclidean distance transform
+(:func:`_depth_mm`) whose work follows the voxels and their depth, not the box,
+and does not depend on where the box lies. Python loops run over the split
 components and over the pieces (hundreds), not over voxels.
 """
 
@@ -74,24 +77,21 @@ def group_peaks(
     piece = component.copy()  # which piece each voxel belongs to
     core = np.ones(flat.size, dtype=bool)  # whether it counts for its piece's centre
     pieces = count
-    boxes = ndimage.find_objects(labels)
     split_mm = 2.0 * grouping.merge_mm
-    order = np.argsort(component, kind="stable")  # voxels of each component, contiguous
+    order = np.argsort(component, kind="stable")  # voxels of each component, contiguous, raster order within
     starts = np.searchsorted(component[order], np.arange(count + 1))
-    extents = np.array([[s.stop - s.start for s in box] for box in boxes]) * spacing
-    large = np.flatnonzero(extents.max(axis=1) > split_mm)
-    depth = np.zeros(flat.size)
-    in_large = np.isin(component, large)
+    lo = np.minimum.reduceat(points[order], starts[:-1], axis=0)  # each component's box, from its voxels
+    hi = np.maximum.reduceat(points[order], starts[:-1], axis=0) + 1
+    large = np.flatnonzero(((hi - lo) * spacing).max(axis=1) > split_mm)
     if large.size:
-        only_large = np.zeros(mask.shape, dtype=bool)  # each voxel's depth within its own component
-        only_large.ravel()[flat[in_large]] = True
-        depth[in_large] = _depth_mm(only_large, points[in_large], spacing)
+        depth = np.zeros(flat.size)
+        members = order[np.concatenate([np.arange(starts[k], starts[k + 1]) for k in large])]
+        depth[members] = _depth_mm(points[members], spacing)  # each voxel's depth within its own component
     for k in large:
-        box = boxes[k]
+        box = tuple(slice(a, b) for a, b in zip(lo[k], hi[k]))
         members = order[starts[k] : starts[k + 1]]
         local, is_core = _split_component(
-            labels[box] == k + 1, probability[box], points[members] - [s.start for s in box], depth[members],
-            spacing, grouping,
+            labels[box] == k + 1, probability[box], points[members] - lo[k], depth[members], spacing, grouping
         )
         core[members] = is_core
         if local.max() > 0:  # piece 0 keeps the component's number, the others get new ones
@@ -99,7 +99,7 @@ def group_peaks(
             pieces += int(local.max())
     group = _merge_fragments(piece, pieces, component, core, weight, points, spacing, grouping.merge_mm)
     kept_core = core & (piece == group)  # a merged group keeps the centre of its strongest piece
-    return _measure(group, kept_core, weight, points, flat, mask.shape, offset_irc, spacing, grouping.min_diameter_mm)
+    return _measure(group, kept_core, weight, points, offset_irc, spacing, grouping.min_diameter_mm)
 
 
 def _split_component(
@@ -130,10 +130,10 @@ def _split_component(
         smoothed = ndimage.gaussian_filter(smoothed, sigma=grouping.smooth_mm / spacing, mode="constant", truncate=2.5)
     score = depth * smoothed
     window = np.maximum(3, 2 * np.round(0.5 * grouping.merge_mm / spacing).astype(int) + 1)
-    peaks = inside & (score > 0) & (score >= ndimage.maximum_filter(score, size=tuple(window), mode="constant"))
-    seeds = np.argwhere(peaks)
-    strength = score[peaks]
-    radius = depth[peaks]
+    at = tuple(points.T)
+    strength = score[at]
+    peaks = (strength > 0) & (strength >= ndimage.maximum_filter(score, size=tuple(window), mode="constant")[at])
+    seeds, strength, radius = points[peaks], strength[peaks], point_depth[peaks]  # raster order, as ``points``
     ranked = np.argsort(-strength, kind="stable")
     seeds, radius = seeds[ranked] * spacing, radius[ranked]
     kept: list[int] = []
@@ -157,23 +157,51 @@ def _split_component(
     return piece, core
 
 
-def _depth_mm(mask: np.ndarray, points: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Distance (mm) from each of ``points`` (voxels of ``mask``) to the nearest voxel outside ``mask``.
+def _depth_mm(points: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Distance (mm) from each of ``points`` to the nearest voxel not among them: a sparse exact EDT.
 
-    This is the Euclidean distance transform at those voxels: the nearest
-    outside voxel always has a face neighbour inside (a step towards the inside
-    voxel is closer to it), so a k-d tree over that outer shell gives it exactly,
-    in time proportional to the voxels asked for rather than to their box (a
-    vessel tree's box is most of a lung). Outside the array counts as outside.
+    The squared Euclidean distance transform is separable: along each axis in
+    turn, ``g(x) = min_k f(x + k·e) + (s·k)²`` with ``f = 0`` outside the set.
+    Offsets grow one voxel at a time and a voxel stops as soon as ``(s·k)²``
+    reaches its current ``g`` (nothing further can be closer, and the first
+    outside voxel on a line is met before any voxel behind it), so the work
+    follows each voxel's depth, not a box: the components of a vessel tree span
+    most of a lung but fill little of it. Where several outside voxels are
+    equally near, every voxel of the same depth gets the same value (a k-d tree
+    over the outer shell, used before, gave the same distances up to their last
+    bit). Components touch no other by a face, so the depth within the union of
+    several components is each one's own depth.
+
+    Args:
+        points: ``(V, 3)`` distinct voxel indices.
+        spacing: ``(3,)`` voxel size, mm.
     """
-    padded = np.pad(mask, 1)
-    grown = padded.copy()
+    count = len(points)
+    extent = points.max(axis=0).astype(np.int64) + 2  # a line's coordinate - 1 never reads as the last of another
+    f = np.full(count, np.inf)
     for axis in range(3):
-        for step in (1, -1):
-            grown |= np.roll(padded, step, axis=axis)  # the padding keeps np.roll from wrapping
-    shell = np.argwhere(grown & ~padded) - 1
-    distance, _ = cKDTree(shell * spacing).query(points * spacing)
-    return np.asarray(distance, dtype=np.float64)
+        u, v = (a for a in range(3) if a != axis)
+        key = (points[:, u].astype(np.int64) * extent[v] + points[:, v]) * extent[axis] + points[:, axis]
+        order = np.argsort(key, kind="stable")  # the set's voxels line by line along ``axis``
+        key, before = key[order], f[order]
+        g = before.copy()
+        active = np.arange(count)
+        k = 1
+        while active.size:
+            step = (spacing[axis] * k) ** 2
+            active = active[g[active] > step]
+            if not active.size:
+                break
+            for sign in (1, -1):
+                # an active voxel has its k - 1 neighbours on both sides in the set, so the k-th, when in the
+                # set, is k places away in this order
+                other = np.clip(active + sign * k, 0, count - 1)
+                inside = key[other] == key[active] + sign * k
+                g[active] = np.minimum(g[active], np.where(inside, before[other], 0.0) + step)
+            k += 1
+        f = np.empty(count)
+        f[order] = g
+    return np.sqrt(f)
 
 
 def _merge_fragments(
@@ -240,8 +268,6 @@ def _measure(
     core: np.ndarray,
     weight: np.ndarray,
     points: np.ndarray,
-    flat: np.ndarray,
-    shape: tuple[int, ...],
     offset_irc: np.ndarray,
     spacing: np.ndarray,
     min_diameter_mm: float,
@@ -252,11 +278,10 @@ def _measure(
     n = numbers.size
     _, center = _cores(dense, n, core, weight, points)
     counts = np.bincount(dense, minlength=n).astype(np.int64)
-    volume = np.zeros(shape, dtype=np.int32)
-    volume.ravel()[flat] = dense + 1
-    boxes = ndimage.find_objects(volume, max_label=n)
-    lo = np.array([[s.start for s in box] for box in boxes], dtype=np.int64).reshape(-1, 3)
-    hi = np.array([[s.stop for s in box] for box in boxes], dtype=np.int64).reshape(-1, 3)
+    by_group = np.argsort(dense, kind="stable")
+    bounds = np.searchsorted(dense[by_group], np.arange(n))  # every group has voxels
+    lo = np.minimum.reduceat(points[by_group], bounds, axis=0).astype(np.int64).reshape(-1, 3)
+    hi = np.maximum.reduceat(points[by_group], bounds, axis=0).astype(np.int64).reshape(-1, 3) + 1
     diameter = np.cbrt(6.0 * counts * float(np.prod(spacing)) / np.pi)
     keep = np.argsort(first, kind="stable")  # flat is in raster order: the first voxel orders the groups
     keep = keep[diameter[keep] >= min_diameter_mm]

@@ -106,3 +106,57 @@ def test_settings_check_the_new_fields():
     for bad in ({"method": "watershed"}, {"merge_mm": 0}, {"smooth_mm": -1}, {"min_diameter_mm": float("nan")}):
         with pytest.raises(ValueError):
             GroupingSettings(**bad)
+
+
+def _field(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Probability levels of a smooth random field: blobs and branches, some merged, some saturated at 255."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    p = ndimage.gaussian_filter(rng.random(shape), (0.8, 2.5, 2.5))
+    p = np.clip((p - p.min()) / (p.max() - p.min()) * 3 - 1.2, 0, 1)
+    return np.round(p * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("spacing", [(2.5, 0.7, 0.7), (1.0, 0.69465, 0.69465), (0.8, 0.8, 0.8)])
+def test_the_sparse_depth_is_the_exact_distance_transform(spacing):
+    from scipy import ndimage
+
+    from engine.detection.candidates import _depth_mm
+
+    mask = _field(4, (14, 30, 34)) > 127
+    mask[0, :6, :6] = True  # a block against the box's border: outside the array counts as outside
+    points = np.argwhere(mask)
+    expected = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1][mask]
+    assert_allclose(_depth_mm(points, np.asarray(spacing)), expected, rtol=1e-12)
+    shifted = _depth_mm(points + [7, 3, 11], np.asarray(spacing))
+    assert_array_equal(shifted, _depth_mm(points, np.asarray(spacing)))
+
+
+def test_the_candidates_are_those_of_the_per_component_implementation():
+    """Values from the implementation before the speed-up (a filter per component box, depth from a k-d
+    tree over the outer shell; commit 29b0132), on a field with merged, split and saturated components:
+    the same seeds, pieces, cores and merges (the spacing is exact in binary, so both depths agree to the bit)."""
+    levels = _field(0, (12, 32, 40))
+    comps = group_components(levels, np.zeros(levels.shape, np.int16), PEAKS, (2.5, 0.75, 0.75))
+    assert_array_equal(comps.voxel_counts, [31, 80, 3, 99, 36, 4, 11, 133, 25, 82, 13, 236, 66, 573, 128, 48, 43,
+                                            54, 54, 106, 11, 24, 23])
+    assert_allclose(comps.centers_irc[[0, 5, 11, 13, 19, 22]],
+                    [[0.0, 1.5193, 8.2022], [1.5095, 7.0, 10.0095], [6.973, 2.8275, 20.147],
+                     [10.0031, 26.3732, 16.0716], [10.9214, 16.2105, 9.6453], [11.0, 1.1268, 25.2337]], atol=1e-4)
+
+
+def test_the_candidates_do_not_depend_on_where_the_box_lies():
+    """Depths are exact and translation-free, so ties between voxels of saturated probability break the
+    same way wherever the thresholded box starts (the k-d tree's rounding depended on the coordinates)."""
+    levels = _field(1, (24, 48, 48))
+    spacing = (2.5, 0.7, 0.7)
+    hu = np.zeros((34, 66, 80), np.int16)
+    alone = group_components(levels, hu[:24, :48, :48], PEAKS, spacing)
+    placed = np.zeros(hu.shape, np.uint8)
+    placed[5:29, 7:55, 19:67] = levels
+    placed[0, 0, 0] = placed[-1, -1, -1] = 255  # specks far away widen the box; they are dropped (under 2 mm)
+    moved = group_components(placed, hu, PEAKS, spacing)
+    assert len(alone) == len(moved) > 50
+    assert_array_equal(alone.voxel_counts, moved.voxel_counts)
+    assert_allclose(alone.centers_irc + [5, 7, 19], moved.centers_irc, atol=1e-9)
