@@ -5,9 +5,11 @@ its slice axis, its grey levels are the state's window. It draws, in screen mm
 (so anisotropic voxels keep their aspect):
 
 * the HU slice as a ``float32`` ``ImageItem`` with explicit levels — a
-  window/level drag only calls ``setLevels``;
+  window/level drag only calls ``setLevels``; sagittal slices are read a few
+  at a time (:mod:`app.slice_blocks`);
 * the segmentation probability as a second ``ImageItem`` through an RGBA
-  lookup table;
+  lookup table (in the default "outline of findings" mode only the part of
+  the slice around the findings shown, so a slice change stays cheap);
 * a circle and the number of each finding on every slice it spans
   (:mod:`app.slice_markers`);
 * the reader's ruler measurements on this slice (:mod:`app.measure_layer`);
@@ -247,7 +249,7 @@ class SliceView(SliceReadingTools, QWidget):
 
     def _show_slice(self) -> None:
         """Put the current slice's (or slab's) pixels, overlay and markers on screen (one slice change)."""
-        layout, ct, slab = self.layout_, self.state.volume, self.state.slab
+        layout, slab = self.layout_, self.state.slab
         if slab.enabled and self._projector is not None:
             pixels = self._projector.project(self._slice, slab.mode, slab.thickness_mm)
         else:
