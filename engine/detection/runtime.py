@@ -170,8 +170,9 @@ def _run_streams(
 ) -> tuple[list[tuple[int, int]], BaseException | None]:
     """Run ``batches`` on ``streams`` worker threads with one intra-op thread each.
 
-    The calling thread reports progress and polls cancellation while the workers
-    run; on cancellation or an error no new batch starts and the running ones finish.
+    Cancellation is polled before each batch (by the worker taking it, one poll at
+    a time) and by the calling thread while it waits; the calling thread reports
+    progress. On cancellation or an error no new batch starts and the running ones finish.
     The workers run with the caller's grad and inference modes (torch keeps them per thread).
 
     Returns:
@@ -194,8 +195,15 @@ def _run_streams(
     def work() -> None:
         torch.set_num_threads(1)  # this thread's own intra-op count (OpenMP keeps one per thread)
         while True:
-            with lock:
+            with changed:
                 if stop_now.is_set() or not pending:
+                    return
+                try:
+                    reporter.check()  # between batches, as one stream does; one poll at a time
+                except BaseException as exc:  # CancelledError: handed to the calling thread
+                    errors.append(exc)
+                    stop_now.set()
+                    changed.notify()
                     return
                 batch = pending.pop()
             try:
@@ -217,19 +225,18 @@ def _run_streams(
         for worker in workers:
             worker.start()
         reported = 0
-        with changed:
-            while any(worker.is_alive() for worker in workers) and len(finished) < len(batches) and not errors:
-                changed.wait(timeout=0.05)
-                if len(finished) != reported:
-                    reported = len(finished)
-                    items = sum(stop - start for start, stop in finished)
-                    reporter.report(items / n_items, f"{items}/{n_items} {unit}")
-                try:
+        try:
+            with changed:
+                while any(worker.is_alive() for worker in workers) and len(finished) < len(batches) and not errors:
+                    changed.wait(timeout=0.05)
+                    if len(finished) != reported:
+                        reported = len(finished)
+                        items = sum(stop - start for start, stop in finished)
+                        reporter.report(items / n_items, f"{items}/{n_items} {unit}")
                     reporter.check()
-                except BaseException as exc:  # CancelledError: stop the workers first
-                    cancelled = exc
-                    stop_now.set()
-                    break
+        except BaseException as exc:  # CancelledError, or the progress callback failed: stop the workers first
+            cancelled = exc
+            stop_now.set()
         for worker in workers:
             worker.join()
     if cancelled is not None:

@@ -205,3 +205,37 @@ def test_streams_run_under_the_callers_grad_and_inference_modes():
     modes.clear()
     run_in_batches(8, 2, step, device=torch.device("cpu"), reporter=_reporter(), notes=[], streams=2)
     assert modes == {(False, True)}
+
+
+def test_streams_poll_cancellation_before_each_batch():
+    import threading
+
+    polls = []
+    lock = threading.Lock()
+
+    def cancelled() -> bool:
+        with lock:
+            polls.append(threading.current_thread().name)
+        return False
+
+    run_in_batches(12, 2, lambda a, b: None, device=torch.device("cpu"), reporter=_reporter(cancelled=cancelled),
+                   notes=[], streams=2)
+    assert sum(name.startswith("stage-stream-") for name in polls) >= 6  # one before each of the 6 batches
+
+
+def test_streams_stop_when_the_progress_callback_fails():
+    import time
+
+    calls = []
+
+    def progress(fraction: float, text: str) -> None:
+        if fraction > 0.2:
+            raise KeyError("viewer closed")
+
+    reporter = StageReporter(progress, None, 0.2, 0.6, "stage")
+    with pytest.raises(KeyError):
+        run_in_batches(2000, 1, lambda a, b: (time.sleep(0.001), calls.append(a)), device=torch.device("cpu"),
+                       reporter=reporter, notes=[], streams=2)
+    count = len(calls)
+    time.sleep(0.05)
+    assert len(calls) == count < 2000  # the workers were stopped and joined before the error came out
