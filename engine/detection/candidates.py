@@ -21,9 +21,11 @@ keeps every thresholded voxel (no erosion) and:
    whose core is the whole component);
 4. **merges fragments**: pieces of *different* components closer than
    ``max(merge_mm, r_a, r_b)`` (``r`` = how far the piece reaches from its
-   centre) join the piece with the larger probability mass, which keeps its
-   centre (the more probable core: a vessel fragment beside a nodule does not
-   pull the nodule's centre away) and gains their voxels;
+   centre), and fragments (at most half the equivalent diameter of a larger
+   piece) whose centre lies within the larger one's equivalent radius plus
+   ``merge_mm``, join the piece with the larger probability mass, which keeps
+   its centre (the more probable core: a vessel fragment beside a nodule does
+   not pull the nodule's centre away) and gains their voxels;
 5. drops pieces whose equivalent diameter is under ``min_diameter_mm``
    (specks, which the book's erosion drops).
 
@@ -214,7 +216,15 @@ def _merge_fragments(
     spacing: np.ndarray,
     merge_mm: float,
 ) -> np.ndarray:
-    """The merged group of each voxel: pieces of different components within one lesion's radius join.
+    """The merged group of each voxel: pieces of different components that are one lesion join.
+
+    Two pieces of different components are one lesion when their centres are
+    closer than ``max(merge_mm, r_a, r_b)`` (``r``: how far a piece reaches from
+    its centre), or when one is a fragment of the other: at most half its
+    equivalent diameter (an eighth of its voxels) with its centre within the
+    larger one's equivalent radius plus ``merge_mm`` (a speck the segmentation
+    cut off a nodule's edge lies just outside the nodule's reach). A piece as
+    large as a nodule is never absorbed this way by a vessel piece beside it.
 
     Returns:
         ``(V,)`` int64 group number of each voxel (a piece number: that of the piece kept).
@@ -225,17 +235,24 @@ def _merge_fragments(
     by_piece = np.argsort(piece, kind="stable")
     firsts = np.searchsorted(piece[by_piece], np.arange(pieces))
     radius = np.maximum.reduceat(offsets[by_piece], firsts)  # how far each piece reaches from its centre, mm
+    voxels = np.bincount(piece, minlength=pieces)
+    equivalent = np.cbrt(3.0 * voxels * float(np.prod(spacing)) / (4.0 * np.pi))  # radius of the same volume, mm
     owner = np.zeros(pieces, dtype=np.int64)
     owner[piece] = component
-    reach = np.maximum(merge_mm, radius)
-    # a pair lies within max(merge_mm, r_a, r_b) when it lies within the larger one's reach: found from that side
-    found = cKDTree(xyz).query_ball_point(xyz, r=reach)
+    reach = np.maximum(np.maximum(merge_mm, radius), equivalent + merge_mm)
+    # either rule holds only within the larger reach of the pair: every pair is found from that side
+    found = cKDTree(xyz).query_ball_point(xyz, r=reach * (1 + 1e-9))
     sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=pieces)
     first = np.repeat(np.arange(pieces), sizes)
     second = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) if pieces else np.zeros(0, np.int64)
     a, b = np.concatenate([first, second]), np.concatenate([second, first])
     other = owner[a] != owner[b]  # pieces of one component were separated on purpose
     a, b = a[other], b[other]
+    gap = np.linalg.norm(xyz[a] - xyz[b], axis=1)
+    close = gap < np.maximum(merge_mm, np.maximum(radius[a], radius[b]))
+    big, small = np.where(voxels[a] >= voxels[b], a, b), np.where(voxels[a] >= voxels[b], b, a)
+    fragment = (8 * voxels[small] <= voxels[big]) & (gap < equivalent[big] + merge_mm)
+    a, b = a[close | fragment], b[close | fragment]
     by_a = np.argsort(a, kind="stable")
     a, b = a[by_a], b[by_a]
     bounds = np.searchsorted(a, np.arange(pieces + 1))

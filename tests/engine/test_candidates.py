@@ -56,6 +56,32 @@ def test_two_fragments_of_one_lesion_become_one_finding():
     assert_array_equal(comps.bbox_hi[0], [19, 23, 23])
 
 
+def test_a_fragment_cut_off_a_nodules_edge_is_absorbed():
+    shape = (30, 30, 40)
+    nodule = _ball(shape, (15, 15, 15), 6.0)  # reaches column 21
+    fragment = np.zeros(shape, bool)
+    fragment[14:16, 14:16, 23:25] = True  # 8 voxels one voxel beyond the edge: its centre 8.5 mm away
+    assert np.linalg.norm(np.array([14.5, 14.5, 23.5]) - 15) > max(PEAKS.merge_mm, 6.0)  # beyond either reach
+    hu = np.zeros(shape, np.int16)
+    assert len(group_components(_levels(nodule | fragment), hu, GroupingSettings(erosion="none"))) == 2
+    comps = group_components(_levels(nodule | fragment), hu, PEAKS)
+    assert len(comps) == 1, "one finding per lesion"
+    assert_allclose(comps.centers_irc[0], [15, 15, 15], atol=1e-9)  # the nodule keeps its centre
+    assert comps.voxel_counts[0] == nodule.sum() + 8
+
+
+def test_a_small_nodule_beside_a_vessel_is_not_absorbed():
+    shape = (30, 30, 40)
+    i, r, c = np.indices(shape)
+    vessel = ((i - 15) ** 2 + (r - 10) ** 2 <= 2.5**2) & (c >= 2) & (c < 38)  # 36 mm long, 5 mm wide
+    nodule = _ball(shape, (15, 16, 20), 3.0)  # 6 mm, one voxel of background between it and the vessel
+    comps = group_components(_levels(vessel | nodule), np.zeros(shape, np.int16), PEAKS)
+    distance = np.linalg.norm(comps.centers_irc - [15, 16, 20], axis=1)
+    assert distance.min() < 1e-9
+    assert comps.voxel_counts[np.argmin(distance)] == nodule.sum()
+    assert len(comps) >= 3, "the vessel is split into pieces of its own"
+
+
 def test_two_lesions_further_apart_than_the_merge_distance_stay_apart():
     shape = (16, 24, 48)
     mask = _ball(shape, (8, 12, 10), 3.0) | _ball(shape, (8, 12, 30), 3.0)
@@ -135,15 +161,16 @@ def test_the_sparse_depth_is_the_exact_distance_transform(spacing):
 
 def test_the_candidates_are_those_of_the_per_component_implementation():
     """Values from the implementation before the speed-up (a filter per component box, depth from a k-d
-    tree over the outer shell; commit 29b0132), on a field with merged, split and saturated components:
-    the same seeds, pieces, cores and merges (the spacing is exact in binary, so both depths agree to the bit)."""
+    tree over the outer shell; commit 29b0132) with today's merge rule, on a field with merged, split and
+    saturated components: the same seeds, pieces, cores and merges (the spacing is exact in binary, so both
+    depths agree to the bit). Two specks beside larger pieces are absorbed as fragments (23 before that rule)."""
     levels = _field(0, (12, 32, 40))
     comps = group_components(levels, np.zeros(levels.shape, np.int16), PEAKS, (2.5, 0.75, 0.75))
-    assert_array_equal(comps.voxel_counts, [31, 80, 3, 99, 36, 4, 11, 133, 25, 82, 13, 236, 66, 573, 128, 48, 43,
-                                            54, 54, 106, 11, 24, 23])
-    assert_allclose(comps.centers_irc[[0, 5, 11, 13, 19, 22]],
-                    [[0.0, 1.5193, 8.2022], [1.5095, 7.0, 10.0095], [6.973, 2.8275, 20.147],
-                     [10.0031, 26.3732, 16.0716], [10.9214, 16.2105, 9.6453], [11.0, 1.1268, 25.2337]], atol=1e-4)
+    assert_array_equal(comps.voxel_counts, [31, 84, 102, 36, 11, 133, 25, 82, 13, 236, 66, 573, 128, 48, 43, 54, 54,
+                                            106, 11, 24, 23])
+    assert_allclose(comps.centers_irc[[0, 3, 7, 10, 13, 20]],
+                    [[0.0, 1.5193, 8.2022], [0.0, 9.395, 30.7664], [6.0398, 23.9517, 1.1123],
+                     [4.9821, 15.1523, 16.1344], [6.9819, 11.5764, 2.0679], [11.0, 1.1268, 25.2337]], atol=1e-4)
 
 
 def test_the_candidates_do_not_depend_on_where_the_box_lies():
