@@ -74,7 +74,8 @@ class GroupingSettings:
             the ``components`` method's only (``peaks`` keeps every thresholded voxel).
         method: One of :data:`METHODS` (``components``: SPEC §4, the book's).
         merge_mm: ``peaks``: findings closer than ``max(merge_mm, their radii)`` are one
-            lesion; components longer than twice this are split. > 0.
+            lesion, and so is a fragment (at most half a finding's diameter) within that finding's
+            radius + ``merge_mm``; components longer than twice this are split. > 0.
         smooth_mm: ``peaks``: Gaussian sigma (mm) of the probability smoothing for the seeds; ≥ 0.
         min_diameter_mm: ``peaks``: findings with a smaller equivalent diameter (specks) are dropped; ≥ 0.
 
@@ -107,7 +108,8 @@ class GroupingSettings:
     )
     merge_mm: float = field(
         default=5.0,
-        metadata=_option("peaks: findings closer than max(this, their radii) in mm are one lesion (default 5)",
+        metadata=_option("peaks: findings closer than max(this, their radii) in mm are one lesion, and a fragment"
+                         " within a larger finding's radius + this joins it (default 5)",
                          "merge mm", peaks=True),
     )
     smooth_mm: float = field(
