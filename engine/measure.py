@@ -5,7 +5,9 @@ style): the *long axis* (the longest chord, i.e. the maximum Feret diameter)
 and the *short axis* (the longest chord perpendicular to it), both on the
 axial slice through the finding's centre; the *volume* of the whole 3D
 component; and for part-solid findings the long axis of the solid part
-(voxels at or above :data:`SOLID_HU`).
+(the largest connected piece of the pixels at or above :data:`SOLID_HU`; a
+piece under :data:`SOLID_MIN_DIAMETER_MM` is noise or a vessel wall, and the
+finding reads as ground-glass).
 
 The segmentation of a finding is the thresholded probability volume of its
 result (``level > threshold_level(seg_threshold)``) inside the candidate's
@@ -32,6 +34,9 @@ from engine.io.volume import CtVolume
 SOLID_HU = -300.0
 #: A finding is part-solid when its solid pixels cover more than nothing but less than this share of its area.
 PART_SOLID_MAX_FRACTION = 0.5
+#: A solid part narrower than this (equivalent diameter of its largest connected piece, mm) is not
+#: measurable: scattered noise pixels or a vessel's wall above :data:`SOLID_HU` in a ground-glass nodule.
+SOLID_MIN_DIAMETER_MM = 1.5
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,15 @@ def _feret_ends(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[floa
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
     i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
     return math.sqrt(float(d2[i, j])), corners[j], corners[i]
+
+
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected piece of a 2D mask (all False when the mask is empty)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros_like(mask, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (int(np.argmax(sizes)) + 1)
 
 
 def max_feret(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[float, np.ndarray]:
@@ -221,12 +235,14 @@ def measure_component(
 
     solid = section & (hu[s] >= SOLID_HU)
     fraction = float(solid.sum()) / float(section.sum())
-    if fraction <= 0.0:
-        consistency, solid_axis = "ground-glass", None
-    elif fraction < PART_SOLID_MAX_FRACTION:
-        consistency, solid_axis = "part-solid", max_feret(solid, spacing_rc)[0]
-    else:
+    core = _largest_piece(solid)
+    core_diameter = 2.0 * math.sqrt(float(core.sum()) * spacing_rc[0] * spacing_rc[1] / math.pi)
+    if fraction >= PART_SOLID_MAX_FRACTION:
         consistency, solid_axis = "solid", None
+    elif core_diameter < SOLID_MIN_DIAMETER_MM:
+        consistency, solid_axis = "ground-glass", None
+    else:  # the solid component is its largest connected piece, measured along its own long axis
+        consistency, solid_axis = "part-solid", max_feret(core, spacing_rc)[0]
     volume = float(component.sum()) * float(np.prod(spacing))
     return LesionMeasurement(long_axis, short_axis, volume, fraction, consistency, solid_axis, s, True,
                              ends(long_start, long_end), ends(short_start, short_end))

@@ -74,6 +74,39 @@ def test_part_solid_finding_reports_the_solid_core() -> None:
     assert lesion_measurements(result, CtVolume(hu, ct.geometry, ct.series_uid), candidate).consistency == "ground-glass"
 
 
+def _speckled(hu: np.ndarray, outer: np.ndarray, slice_index: int, step: int = 5) -> np.ndarray:
+    """``hu`` with single pixels at +50 HU on a grid inside the lesion's centre slice (noise above SOLID_HU)."""
+    hu = hu.copy()
+    rows, cols = np.nonzero(outer[slice_index])
+    keep = (rows % step == 0) & (cols % step == 0)
+    hu[slice_index, rows[keep], cols[keep]] = 50
+    return hu
+
+
+def test_isolated_dense_pixels_do_not_make_a_ground_glass_nodule_part_solid() -> None:
+    shape, centre = (20, 60, 60), (10.0, 30.0, 30.0)
+    outer = ellipsoid(shape, centre, (7.0, 8.0, 8.0), SPACING_IRC)
+    hu = np.where(outer, -650, -850).astype(np.int16)
+    hu = _speckled(hu, outer, 10)
+    result, ct, candidate = make_case(hu, outer, centre)
+    m = lesion_measurements(result, CtVolume(hu, ct.geometry, ct.series_uid), candidate)
+    assert 0.0 < m.solid_fraction < 0.05  # the speckles are there ...
+    assert m.consistency == "ground-glass" and m.solid_axis_mm is None  # ... but no solid part to measure
+
+
+def test_the_solid_part_is_its_largest_piece_not_the_span_of_scattered_pixels() -> None:
+    shape, centre = (20, 60, 60), (10.0, 30.0, 30.0)
+    outer = ellipsoid(shape, centre, (7.0, 8.0, 8.0), SPACING_IRC)
+    core = ellipsoid(shape, centre, (3.0, 2.5, 2.5), SPACING_IRC)
+    hu = np.where(outer, -600, -850).astype(np.int16)
+    hu = _speckled(hu, outer, 10)
+    hu[core] = 40  # a 5 mm solid core; the speckles reach across the whole 16 mm lesion
+    result, ct, candidate = make_case(hu, outer, centre)
+    m = lesion_measurements(result, CtVolume(hu, ct.geometry, ct.series_uid), candidate)
+    assert m.consistency == "part-solid"
+    assert m.solid_axis_mm == pytest.approx(5.0, abs=1.5 * 0.8)
+
+
 def test_only_the_component_at_the_centre_is_measured() -> None:
     mask = np.zeros((5, 30, 30), dtype=bool)
     mask[1:4, 5:15, 5:11] = True  # the finding: 10 rows × 6 cols
