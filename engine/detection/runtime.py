@@ -7,9 +7,10 @@ fit, :class:`StageOutOfMemory` tells the detector to move the stage to the CPU.
 
 On the CPU a stage can run as several *streams*: worker threads that each take
 the next batch and run it with one intra-op thread (torch releases the GIL in
-its kernels). On the 2-core dev CPU two such streams finish the U-Net 1.2× and
-the 3D classifier 1.4× sooner than one stream with two OpenMP threads, which
-synchronise at every operator (docs/benchmarks.md). The batches and their
+its kernels). On the idle 2-core dev CPU two such streams finish the U-Net and
+the 3D classifier 1.1× sooner than one stream with two OpenMP threads, which
+synchronise at every operator (1.2× and 1.4× when another job shares the
+cores; docs/benchmarks.md). The batches and their
 contents are the same either way; only the order in which they run differs.
 """
 
