@@ -5,9 +5,9 @@ style): the *long axis* (the longest chord, i.e. the maximum Feret diameter)
 and the *short axis* (the longest chord perpendicular to it), both on the
 axial slice through the finding's centre; the *volume* of the whole 3D
 component; and for part-solid findings the long axis of the solid part
-(the largest connected piece of the pixels at or above :data:`SOLID_HU`; a
-piece under :data:`SOLID_MIN_DIAMETER_MM` is noise or a vessel wall, and the
-finding reads as ground-glass).
+(the largest connected piece of the pixels at or above :data:`SOLID_HU`,
+leaving out vessels that cross the finding; a piece under
+:data:`SOLID_MIN_DIAMETER_MM` is noise, and the finding reads as ground-glass).
 
 The segmentation of a finding is the thresholded probability volume of its
 result (``level > threshold_level(seg_threshold)``) inside the candidate's
@@ -37,6 +37,9 @@ PART_SOLID_MAX_FRACTION = 0.5
 #: A solid part narrower than this (equivalent diameter of its largest connected piece, mm) is not
 #: measurable: scattered noise pixels or a vessel's wall above :data:`SOLID_HU` in a ground-glass nodule.
 SOLID_MIN_DIAMETER_MM = 1.5
+#: A dense piece that reaches a finding's outline and is at least this many times longer than wide is a
+#: vessel crossing the finding, not its solid component.
+VESSEL_ELONGATION = 2.0
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,31 @@ def _feret_ends(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[floa
     return math.sqrt(float(d2[i, j])), corners[j], corners[i]
 
 
-def _largest_piece(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected piece of a 2D mask (all False when the mask is empty)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (int(np.argmax(sizes)) + 1)
+def _solid_core(solid: np.ndarray, section: np.ndarray, spacing_rc: tuple[float, float]) -> np.ndarray:
+    """The largest 8-connected piece of ``solid`` that is not a vessel crossing the lesion.
+
+    A vessel running through a ground-glass nodule is dense, reaches the
+    lesion's outline and is long and thin; a solid core is compact (an eccentric
+    one may touch the outline too). Pieces that touch the outline of ``section``
+    and are at least :data:`VESSEL_ELONGATION` times longer than wide are left out.
+
+    Returns:
+        A 2D bool mask, all False when no piece is left.
+    """
+    labels, count = ndimage.label(solid, structure=np.ones((3, 3), dtype=bool))
+    outline = section & ~ndimage.binary_erosion(section, structure=np.ones((3, 3), dtype=bool))
+    best = np.zeros_like(solid, dtype=bool)
+    for label in range(1, count + 1):
+        piece = labels == label
+        if piece.sum() <= best.sum():
+            continue
+        if (piece & outline).any():
+            length, direction = max_feret(piece, spacing_rc)
+            width = perpendicular_chord(piece, spacing_rc, direction)
+            if width > 0 and length >= VESSEL_ELONGATION * width:
+                continue
+        best = piece
+    return best
 
 
 def max_feret(mask: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[float, np.ndarray]:
@@ -235,7 +256,7 @@ def measure_component(
 
     solid = section & (hu[s] >= SOLID_HU)
     fraction = float(solid.sum()) / float(section.sum())
-    core = _largest_piece(solid)
+    core = _solid_core(solid, section, spacing_rc)
     core_diameter = 2.0 * math.sqrt(float(core.sum()) * spacing_rc[0] * spacing_rc[1] / math.pi)
     if fraction >= PART_SOLID_MAX_FRACTION:
         consistency, solid_axis = "solid", None

@@ -161,3 +161,27 @@ def test_axis_ends_lie_on_the_lesion_and_are_perpendicular() -> None:
     short_dir = (np.array(m.short_axis_rc[1]) - np.array(m.short_axis_rc[0])) * spacing
     cosine = abs(long_dir @ short_dir) / (np.linalg.norm(long_dir) * np.linalg.norm(short_dir))
     assert cosine < 1e-9
+
+
+def test_a_vessel_crossing_a_ground_glass_nodule_is_not_its_solid_part() -> None:
+    shape, centre = (20, 60, 60), (10.0, 30.0, 30.0)
+    outer = ellipsoid(shape, centre, (7.0, 8.0, 8.0), SPACING_IRC)
+    hu = np.where(outer, -620, -850).astype(np.int16)
+    hu[8:13, 27:30, :] = 40  # a vessel 2 mm thick running straight through the nodule and beyond
+    result, ct, candidate = make_case(hu, outer, centre)
+    m = lesion_measurements(result, ct, candidate)
+    assert 0.0 < m.solid_fraction < 0.5
+    assert m.consistency == "ground-glass" and m.solid_axis_mm is None
+
+
+def test_an_eccentric_round_core_touching_the_outline_is_the_solid_part() -> None:
+    shape, centre = (20, 60, 60), (10.0, 30.0, 30.0)
+    outer = ellipsoid(shape, centre, (7.0, 8.0, 8.0), SPACING_IRC)
+    core = ellipsoid(shape, (10.0, 30.0, 37.0), (3.0, 2.5, 2.5), SPACING_IRC)  # 5 mm core at the rim
+    hu = np.where(outer, -600, -850).astype(np.int16)
+    hu[core & outer] = 40
+    hu[8:13, 18:20, :] = 40  # and a thinner vessel crossing elsewhere
+    result, ct, candidate = make_case(hu, outer, centre)
+    m = lesion_measurements(result, ct, candidate)
+    assert m.consistency == "part-solid"
+    assert m.solid_axis_mm == pytest.approx(5.0, abs=1.5 * 0.8)
