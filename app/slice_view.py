@@ -8,8 +8,9 @@ its slice axis, its grey levels are the state's window. It draws, in screen mm
   window/level drag only calls ``setLevels``; sagittal slices are read a few
   at a time (:mod:`app.slice_blocks`);
 * the segmentation probability as a second ``ImageItem`` through an RGBA
-  lookup table (in the default "outline of findings" mode only the part of
-  the slice around the findings shown, so a slice change stays cheap);
+  lookup table (:mod:`app.overlay_layer`; in the default "outline of findings"
+  mode only the part of the slice around the findings shown, so a slice change
+  stays cheap);
 * a circle and the number of each finding on every slice it spans
   (:mod:`app.slice_markers`);
 * the reader's ruler measurements on this slice (:mod:`app.measure_layer`);
@@ -40,8 +41,8 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from app.measure_layer import MeasureLayer
-from app.overlay import crop_around, keep_boxes, outline_u8, overlay_lut, probability_u8
-from app.planes import Plane, PlaneLayout, patient_axes, plane_layout, slice_2d
+from app.overlay_layer import ProbabilityOverlay
+from app.planes import Plane, PlaneLayout, patient_axes, plane_layout
 from app.slab import SlabProjector
 from app.slice_blocks import SliceBlocks
 from app.slice_canvas import SliceCanvas, SliceViewBox
@@ -82,14 +83,8 @@ class SliceView(SliceReadingTools, QWidget):
         self.plane = Plane(plane)
         self.layout_: PlaneLayout | None = None
         self._slice = -1
-        self._overlay_slices: np.ndarray | None = None
-        self._lut_key: tuple | None = None
-        self._overlay_pixels: tuple | None = None
         self._projector: SlabProjector | None = None
         self._slices: SliceBlocks | None = None
-        #: ``(v0, u0)``: where the overlay image's first pixel lies in the slice (it covers only the shown findings).
-        self.overlay_origin = (0, 0)
-        self._image_transform: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0)
         self._zoomed_to: int | None = None
         self._wl_start = state.window
         self._line_planes = (Plane.SAGITTAL, Plane.CORONAL)
@@ -133,8 +128,8 @@ class SliceView(SliceReadingTools, QWidget):
         self.viewbox = SliceViewBox(self)
         self.canvas.setCentralItem(self.viewbox)
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.overlay = pg.ImageItem(axisOrder="row-major")
-        self.overlay.setZValue(1)
+        self.overlay_layer = ProbabilityOverlay(self.state)
+        self.overlay = self.overlay_layer.item
         self.cross_h = CrosshairLine()
         self.cross_v = CrosshairLine()
         for item in (self.cross_h, self.cross_v):
@@ -188,7 +183,7 @@ class SliceView(SliceReadingTools, QWidget):
             self._slices = None
             self.measure_layer.show((), None, -1, None, 1.0)
             self.image.clear()
-            self.overlay.clear()
+            self.overlay_layer.set_layout(None)
             self.marker_layer.clear()
             self.cross_h.set_segments([], [])
             self.cross_v.set_segments([], [])
@@ -213,11 +208,9 @@ class SliceView(SliceReadingTools, QWidget):
         self._line_planes = (_PLANE_OF_PATIENT_AXIS[axes[layout.u_axis][0]], _PLANE_OF_PATIENT_AXIS[axes[layout.v_axis][0]])
         self.cross_v.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[0].value], 150, width=1))
         self.cross_h.setPen(pg.mkPen(*PLANE_RGB[self._line_planes[1].value], 150, width=1))
-        self._image_transform = layout.image_transform()
-        m11, m22, dx, dy = self._image_transform
+        m11, m22, dx, dy = layout.image_transform()
         self.image.setTransform(QTransform(m11, 0.0, 0.0, m22, dx, dy))
-        self._overlay_pixels = None
-        self._place_overlay(0, 0)
+        self.overlay_layer.set_layout(layout)
         for lab, text in zip(self.canvas.letters.values(), layout.letters):
             lab.setText(text)
         self.canvas.place_labels()
@@ -285,72 +278,17 @@ class SliceView(SliceReadingTools, QWidget):
         self.image.setLevels(window.levels)
         self._set_text(self.canvas.window_text, window.label())
 
+    @property
+    def overlay_origin(self) -> tuple[int, int]:
+        """``(v0, u0)``: where the overlay image's first pixel lies in the slice (it covers only the shown findings)."""
+        return self.overlay_layer.origin
+
     def _on_result(self) -> None:
-        result = self.state.result
-        probability = None if result is None else result.seg_probability
-        self._overlay_slices = None
-        if probability is not None and self.layout_ is not None:
-            # which slices hold any probability: most do not, and an empty overlay need not be drawn
-            others = tuple(a for a in (0, 1, 2) if a != self.layout_.slice_axis)
-            self._overlay_slices = np.any(probability, axis=others)
+        self.overlay_layer.set_result(self.layout_)
         self._on_overlay()
 
-    def _overlay_on_slice(self) -> bool:
-        flags = self._overlay_slices
-        return flags is not None and 0 <= self._slice < len(flags) and bool(flags[self._slice])
-
     def _on_overlay(self) -> None:
-        """Bring the overlay in line with the state: table, opacity, visibility, and pixels when shown."""
-        state = self.state
-        mode = state.overlay_mode
-        lut_key = (mode, state.seg_threshold)
-        if lut_key != self._lut_key:
-            self._lut_key = lut_key
-            self.overlay.setLookupTable(overlay_lut(mode.value, state.seg_threshold))
-        self.overlay.setOpacity(state.overlay_opacity)
-        visible = (state.result is not None and mode != OverlayMode.OFF and not state.hide_cad
-                   and not state.slab.enabled and self._overlay_on_slice())  # a slice's outline would not fit a slab
-        boxes = self._finding_boxes() if visible and mode == OverlayMode.FINDINGS else []
-        if mode == OverlayMode.FINDINGS and not boxes:
-            visible = False
-        if visible:
-            outline = mode in (OverlayMode.OUTLINE, OverlayMode.FINDINGS)
-            wanted = (
-                state.result,
-                self._slice,
-                mode if outline else None,
-                state.seg_threshold if outline else None,
-                tuple(boxes),
-            )
-            if self._overlay_pixels is None or any(a is not b and a != b for a, b in zip(wanted, self._overlay_pixels)):
-                self._draw_overlay(outline, boxes)
-                self._overlay_pixels = wanted
-        self.overlay.setVisible(visible)
-
-    def _draw_overlay(self, outline: bool, boxes: list[tuple[int, int, int, int]]) -> None:
-        """New overlay pixels for this slice; with findings' boxes, only the part of the slice around them."""
-        state = self.state
-        values = slice_2d(state.result.seg_probability, self.layout_, self._slice)
-        v0 = u0 = 0
-        if boxes:  # a crop: a few small outlines need not cost a whole slice's gather, outline and draw
-            v0, v1, u0, u1 = crop_around(boxes, values.shape)
-            values = values[v0:v1, u0:u1]
-            boxes = [(a - v0, b - v0, c - u0, d - u0) for a, b, c, d in boxes]
-        levels = probability_u8(values)
-        if outline:
-            levels = outline_u8(levels, state.seg_threshold)
-        if boxes:
-            levels = keep_boxes(levels, boxes)
-        self.overlay.setImage(levels, autoLevels=False, levels=(0, 255))
-        self._place_overlay(v0, u0)
-
-    def _place_overlay(self, v0: int, u0: int) -> None:
-        """Put the overlay image's first pixel on slice pixel ``(v0, u0)``."""
-        if (v0, u0) == self.overlay_origin and self._overlay_pixels is not None:
-            return
-        m11, m22, dx, dy = self._image_transform
-        self.overlay.setTransform(QTransform(m11, 0.0, 0.0, m22, dx + m11 * u0, dy + m22 * v0))
-        self.overlay_origin = (v0, u0)
+        self.overlay_layer.update(self.layout_, self._slice, self._finding_boxes)
 
     def _finding_boxes(self) -> list[tuple[int, int, int, int]]:
         """``(v0, v1, u0, u1)`` array ranges of the findings shown on this slice."""
