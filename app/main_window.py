@@ -3,7 +3,8 @@
 The window wires widgets, controllers and the state together; it holds no
 viewing state itself. Docks are ordinary ``QDockWidget``\\ s; the actions,
 menus and toolbar are built in :mod:`app.window_menus`, and what the window
-remembers is in :mod:`app.window_settings`. Later panels are added with
+remembers is in :mod:`app.window_settings`, the opening helpers (recent files,
+drops) in :mod:`app.window_open`. Later panels are added with
 :meth:`MainWindow.add_dock` and :meth:`MainWindow.menu`.
 """
 
@@ -43,16 +44,14 @@ from app.state import OverlayMode, ViewerState
 from app.training.panel import TrainingPanel
 from app.training.window import TrainingWindow
 from app.window_menus import build_menus, shortcut_list, update_actions
+from app.window_open import OPEN_FILTER, dropped_path, fill_recent_menu, last_folder, opened_texts
 from app.window_settings import check_layout, dock_defaults, reset_layout, restore_window, save_window
 from app.windowing import Preset, load_presets
 from app.workers import DetectorFactory, DetectorProvider, ThreadPool, default_detector
 from engine.detection.result import DetectionResult
-from engine.io.ct import VOLUME_SUFFIXES
 from engine.io.dicom import DicomSeriesInfo
 from engine.io.volume import CtVolume
 
-#: File ▸ Open's filter.
-OPEN_FILTER = "CT volumes (*.mhd *.mha *.nii *.nii.gz *.nrrd *.nhdr);;All files (*)"
 APP_TITLE = "LungCAD"
 
 
@@ -242,23 +241,11 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def _last_folder(self) -> str:
-        recent = self.settings.recent_files()
-        if not recent:
-            return str(Path.home())
-        path = Path(recent[0])
-        return str(path if path.is_dir() else path.parent)
+        return last_folder(self.settings)
 
     def fill_recent_menu(self) -> None:
         """File ▸ Open Recent, filled each time it opens."""
-        self.recent_menu.clear()
-        recent = self.settings.recent_files()
-        for path in recent:
-            self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
-        if not recent:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self.settings.clear_recent_files)
+        fill_recent_menu(self.recent_menu, self.settings, self.open_path)
 
     def _on_load_started(self, what: str) -> None:
         self.load_progress.setRange(0, 0)
@@ -284,13 +271,10 @@ class MainWindow(QMainWindow):
             self.settings.add_recent_file(self.current_path)
         name = self.current_path.name
         self.setWindowTitle(f"{name} — {APP_TITLE} — not for clinical use")
-        sx, sy, sz = ct.geometry.spacing_xyz
-        nz, ny, nx = ct.shape
-        self.series_label.setText(f"{nx}×{ny}×{nz}  {sx:.2f}×{sy:.2f}×{sz:.2f} mm")
-        self.series_label.setToolTip(f"{ct.source_path}\nseries {ct.series_uid}")
-        notes = list(ct.notes) + [f"warning: {w}" for w in ct.warnings]
-        message = f"Opened {name}" + (f" — {'; '.join(notes)}" if notes else "")
-        self.statusBar().showMessage(message, 15000 if notes else 5000)
+        label, tooltip, message, shown_ms = opened_texts(ct, name)
+        self.series_label.setText(label)
+        self.series_label.setToolTip(tooltip)
+        self.statusBar().showMessage(message, shown_ms)
         self.views[Plane.AXIAL].canvas.setFocus()
 
     def _on_series_found(self, folder: object, series: list[DicomSeriesInfo]) -> None:
@@ -315,26 +299,14 @@ class MainWindow(QMainWindow):
 
     # --- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override
-        if self._dropped_path(event) is not None:
+        if dropped_path(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 — Qt override
-        path = self._dropped_path(event)
+        path = dropped_path(event.mimeData())
         if path is not None:
             event.acceptProposedAction()
             self.open_path(path)
-
-    @staticmethod
-    def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return None
-        for url in mime.urls():
-            if url.isLocalFile():
-                path = Path(url.toLocalFile())
-                if path.is_dir() or any(path.name.lower().endswith(s) for s in VOLUME_SUFFIXES + (".dcm",)):
-                    return path
-        return None
 
     # --- display ----------------------------------------------------------------------------
     def apply_preset(self, preset: Preset) -> None:
