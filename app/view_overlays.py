@@ -124,21 +124,23 @@ class ScaleBar(QWidget):
 _BAR_MARGIN, _BAR_PAD = 6.0, 4.0
 
 
+def _backing(bar_px: float, text: str, font: QFont) -> tuple[float, float, float]:
+    """``(width, height, text height)`` of a scale bar's dark backing, padding included, px."""
+    metrics = QFontMetricsF(font)
+    text_h = metrics.height()
+    return max(bar_px, metrics.horizontalAdvance(text)) + 2 * _BAR_PAD, text_h + 10.0 + 2 * _BAR_PAD, text_h
+
+
 def scale_bar_size(bar_px: float, text: str, font: QFont) -> tuple[int, int]:
     """Width and height in whole pixels of what :func:`paint_scale_bar` draws, with its margin."""
-    metrics = QFontMetricsF(font)
-    width = max(bar_px, metrics.horizontalAdvance(text)) + 2 * _BAR_PAD + _BAR_MARGIN
-    height = metrics.height() + 10.0 + 2 * _BAR_PAD + _BAR_MARGIN
-    return int(math.ceil(width)) + 1, int(math.ceil(height)) + 1
+    width, height, _ = _backing(bar_px, text, font)
+    return int(math.ceil(width + _BAR_MARGIN)) + 1, int(math.ceil(height + _BAR_MARGIN)) + 1
 
 
 def paint_scale_bar(painter: QPainter, area: QRectF, bar_px: float, text: str, font: QFont) -> None:
     """Draw a scale bar with its text at the bottom-right of ``area``, on a dark backing."""
-    metrics = QFontMetricsF(font)
-    text_w, text_h = metrics.horizontalAdvance(text), metrics.height()
     margin, pad = _BAR_MARGIN, _BAR_PAD
-    width = max(bar_px, text_w) + 2 * pad
-    height = text_h + 10.0 + 2 * pad
+    width, height, text_h = _backing(bar_px, text, font)
     box = QRectF(area.right() - margin - width, area.bottom() - margin - height, width, height)
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QColor(*LABEL_BACKING_RGBA))
