@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from engine.errors import CsvFormatError, DatasetError
 
 Xyz = tuple[float, float, float]
@@ -226,6 +228,31 @@ def drop_duplicate_annotations(annotations: list[Annotation]) -> tuple[list[Anno
     return kept, len(annotations) - len(kept)
 
 
+def positives_inside(rows: Iterable[tuple[str, Xyz]], annotations: Iterable[Annotation]) -> list[CandidateInfo]:
+    """Positives for the ``(uid, centre)`` rows that lie inside an annotated nodule's radius.
+
+    A row takes the diameter and malignancy of the nodule it is relatively
+    closest to (distance / diameter). Rows exactly at a nodule's centre repeat
+    the annotation and are dropped, as are rows inside no nodule.
+    """
+    by_uid: dict[str, list[Annotation]] = {}
+    for a in annotations:
+        if a.diameter_mm > 0:
+            by_uid.setdefault(a.series_uid, []).append(a)
+    out = []
+    for uid, xyz in rows:
+        found = by_uid.get(uid)
+        if not found:
+            continue
+        centres = np.asarray([a.center_xyz for a in found], np.float64)
+        relative = np.linalg.norm(centres - np.asarray(xyz, np.float64), axis=1) / np.asarray([a.diameter_mm for a in found])
+        best = int(np.argmin(relative))
+        if 0.0 < relative[best] < 0.5:
+            a = found[best]
+            out.append(CandidateInfo(True, True, bool(a.is_malignant), a.diameter_mm, uid, xyz))
+    return out
+
+
 def find_series_files(root: str | Path) -> dict[str, Path]:
     """Map series uid → ``.mhd`` path for every ``subset*/<uid>.mhd`` under ``root``.
 
@@ -320,6 +347,7 @@ class LunaIndex:
         require_candidates: bool = False,
         read_candidates: bool = True,
         candidates: str | Path | None = None,
+        candidate_positives: bool = False,
     ) -> "LunaIndex":
         """Index a LUNA16-format folder.
 
@@ -331,6 +359,11 @@ class LunaIndex:
             candidates: Another candidates CSV to read instead of
                 ``root/candidates.csv`` (e.g. LUNA16's ``candidates_V2.csv``, or one
                 with mined hard negatives); it must exist.
+            candidate_positives: Also make each class-1 row of the candidates
+                file that lies inside an annotated nodule's radius a positive,
+                carrying that nodule's diameter and malignancy (e.g. the detector
+                centres written by ``mine-negatives --positives``). Rows at an
+                annotation's own centre, and rows inside no annotation, are left out.
 
         Raises:
             DatasetError: not a folder, no series on disk, no annotation file, or
@@ -379,10 +412,15 @@ class LunaIndex:
         ]
         nodules.sort(key=lambda c: -c.diameter_mm)
         negatives = []
+        positive_rows: list[tuple[str, Xyz]] = []
         if read_candidates and cand_path.exists():
             for uid, xyz, cls_ in iter_candidates(cand_path, on_disk):
                 if cls_ == 0:
                     negatives.append(CandidateInfo(False, False, False, 0.0, uid, xyz))
+                elif candidate_positives:
+                    positive_rows.append((uid, xyz))
+        if positive_rows:
+            nodules = sorted(nodules + positives_inside(positive_rows, annotations), key=lambda c: -c.diameter_mm)
         return cls(root, series_paths, annotations, excluded, nodules + negatives, has_malignancy, tuple(notes))
 
     @property

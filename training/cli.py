@@ -30,6 +30,7 @@ _DIRECT = (
     "validation_cadence", "finetune", "finetune_depth", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
     "channels_last", "dice_over", "bce_weight", "nodule_slices", "candidates",
+    "candidate_positives",
 )
 
 
@@ -68,6 +69,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="segmentation: train on each nodule's centre slice (the book) or on all its slices (centre)")
     add("--candidates", metavar="CSV",
         help="candidates CSV instead of DATA/candidates.csv (e.g. candidates_V2.csv, or mined hard negatives)")
+    add("--candidate-positives", action="store_true", default=None,
+        help="also train on the candidates file's class-1 rows inside an annotated nodule (e.g. the detector centres"
+             " of mine-negatives --positives), labelled like that nodule")
     add("--bce-weight", type=float, help="segmentation: weight of an added pixel-wise binary cross-entropy (0)")
     add("--best-metric", help="validation metric selecting best.pt (recall / f1 / auc)")
     add("--cache-dir", help="crop cache folder (default: per-user cache folder of the dataset)")

@@ -60,6 +60,8 @@ class TrainConfig:
         nodule_slices: Segmentation: train on each nodule's ``centre`` slice
             (the book) or on ``all`` its slices that show mask.
         candidates: Candidates CSV to use instead of ``data/candidates.csv``.
+        candidate_positives: Also use the candidates CSV's class-1 rows that lie
+            inside an annotated nodule as positives (see :meth:`engine.luna.LunaIndex.open`).
         best_metric: Validation metric that picks ``best.pt``.
         cache_dir: Crop cache folder (default: per-user cache, per dataset).
         cache_residency: ``auto``, ``device``, ``memory`` or ``disk``.
@@ -96,6 +98,7 @@ class TrainConfig:
     crop_size: int = 64
     nodule_slices: str = "centre"
     candidates: str | None = None
+    candidate_positives: bool = False
     best_metric: str = "f1"
     cache_dir: str | None = None
     cache_residency: str = "auto"

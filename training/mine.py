@@ -7,7 +7,11 @@ tissue), which it never saw in training. This command runs the detector over
 the training series, keeps per series the ``per_series`` highest-scoring
 candidates that lie on no annotated nodule and on no excluded finding, and
 writes a candidates CSV: the original rows (or a seeded fraction of the
-training series' original negatives) plus those hard negatives as class 0. Train with it via
+training series' original negatives) plus those hard negatives as class 0. With
+``--positives`` it also writes, as class 1, every detection that matches an
+annotated nodule (inside its radius), so the classifier
+learns nodules as the detector centres them, not only at the annotation
+centres (the training's offset augmentation jitters them further). Train with it via
 ``python -m training classifier --candidates FILE``.
 
 Validation series are left alone by default, so validation keeps measuring
@@ -20,6 +24,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -46,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mine only the series listed in FILE (one uid per line, e.g. a seriesuids.csv) and thin"
                              " only their negatives; e.g. series just added with demo-data --append")
     parser.add_argument("--seed", type=int, default=0, help="seed of --keep-negatives (0)")
+    parser.add_argument("--positives", action="store_true",
+                        help="also write the detections that match an annotated nodule as class 1 (the nodules as"
+                             " the detector centres them)")
     add_model_arguments(parser, precision=False)
     add_grouping_arguments(parser)
 
@@ -79,6 +87,34 @@ def hard_negatives(
     return center_xyz[free][order[: max(per_series, 0)]]
 
 
+def matched_positives(center_xyz: np.ndarray, nodules: Sequence[Any]) -> np.ndarray:
+    """The detections inside an annotated nodule's radius (closer to its centre than half its diameter).
+
+    Args:
+        center_xyz: ``(N, 3)`` detection centres, LPS mm.
+        nodules: Annotations with ``center_xyz`` and ``diameter_mm``.
+
+    Returns:
+        ``(K, 3)`` centres, in detection order.
+    """
+    from engine.metrics.matching import book_match_matrix
+
+    center_xyz = np.asarray(center_xyz, np.float64).reshape(-1, 3)
+    if not len(nodules) or not len(center_xyz):
+        return center_xyz[:0]
+    truth = np.asarray([a.center_xyz for a in nodules], np.float64).reshape(-1, 3)
+    diameter = np.asarray([float(a.diameter_mm) for a in nodules], np.float64)
+    return center_xyz[book_match_matrix(truth, diameter, center_xyz, ratio=0.5).any(axis=0)]
+
+
+@dataclass
+class Mined:
+    """What :func:`mine` found: per series uid, ``(K, 3)`` LPS centres."""
+
+    negatives: dict[str, np.ndarray] = field(default_factory=dict)
+    positives: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 def avoid_spheres(nodules: Sequence[Any], excluded: Sequence[Any], unknown_mm: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Centres and radii no negative may fall in: one diameter (at least 5 mm) around each
     nodule, so crops showing most of a nodule are never labelled negative, and around each
@@ -100,9 +136,10 @@ def write_candidates(
     keep_negatives: float = 1.0,
     seed: int = 0,
     thin_series: set[str] | None = None,
+    positives: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[int, int]:
     """Copy ``source`` (class-1 rows always, class-0 rows with probability ``keep_negatives``)
-    and append the mined centres as class 0; written atomically.
+    and append the mined centres as class 0 (and ``positives`` as class 1); written atomically.
 
     Args:
         thin_series: The series whose negatives ``keep_negatives`` thins (the
@@ -129,10 +166,11 @@ def write_candidates(
                     continue
                 writer.writerow([row[c] for c in CANDIDATE_COLUMNS])
                 counts["kept"] += 1
-        for uid, centres in mined.items():
-            for x, y, z in np.asarray(centres, np.float64).reshape(-1, 3):
-                writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), 0])
-                counts["added"] += 1
+        for label, rows in ((0, mined), (1, positives or {})):
+            for uid, centres in rows.items():
+                for x, y, z in np.asarray(centres, np.float64).reshape(-1, 3):
+                    writer.writerow([uid, repr(float(x)), repr(float(y)), repr(float(z)), label])
+                    counts["added"] += 1
 
     with atomic_open(out) as handle:
         write(handle)
@@ -145,8 +183,8 @@ def mine(
     detect: Callable[[Any], Any],
     per_series: int,
     progress: Callable[[int, int, str], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Detect in each series and keep its hard negatives.
+) -> Mined:
+    """Detect in each series and keep its hard negatives and its detections on nodules.
 
     Args:
         index: A :class:`engine.luna.LunaIndex`.
@@ -156,18 +194,20 @@ def mine(
         progress: Called as ``progress(done, total, uid)`` after each series.
 
     Returns:
-        uid → ``(K, 3)`` centres (LPS mm).
+        A :class:`Mined`.
     """
     from engine.io.ct import load_ct
 
     uids = list(uids)
-    mined: dict[str, np.ndarray] = {}
+    mined = Mined()
     for done, uid in enumerate(uids, start=1):
         result = detect(load_ct(index.path_for(uid)))
         xyz = np.asarray([c.center_xyz for c in result.candidates], np.float64).reshape(-1, 3)
         p = np.asarray([c.p_nodule for c in result.candidates], np.float64)
-        avoid, radii = avoid_spheres(index.annotations_for(uid), index.excluded_for(uid))
-        mined[uid] = hard_negatives(xyz, p, avoid, radii, per_series)
+        nodules = index.annotations_for(uid)
+        avoid, radii = avoid_spheres(nodules, index.excluded_for(uid))
+        mined.negatives[uid] = hard_negatives(xyz, p, avoid, radii, per_series)
+        mined.positives[uid] = matched_positives(xyz, nodules)
         if progress is not None:
             progress(done, len(uids), uid)
     return mined
@@ -219,10 +259,14 @@ def run(args: argparse.Namespace) -> int:
                      lambda done, total, uid: bar(done / max(total, 1), f"{done}/{total} series"))
         bar.close()
         source = Path(args.candidates) if args.candidates else Path(args.data) / "candidates.csv"
-        kept, added = write_candidates(source, mined, Path(args.out), args.keep_negatives, args.seed, thin)
+        positives = mined.positives if args.positives else None
+        kept, added = write_candidates(source, mined.negatives, Path(args.out), args.keep_negatives, args.seed, thin,
+                                       positives)
     except (EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(mined)} series mined: {added} hard negatives added to {kept} original rows -> {args.out}")
+    n_pos = sum(len(v) for v in positives.values()) if positives else 0
+    print(f"{len(mined.negatives)} series mined: {added - n_pos} hard negatives and {n_pos} detector positives"
+          f" added to {kept} original rows -> {args.out}")
     print(f"train with: python -m training classifier --data {args.data} --candidates {args.out} ...")
     return 0

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("all", "classifier", "segmentation"), default="all", help="which crops (all)")
     parser.add_argument("--num-workers", type=int, default=0, help="worker processes loading series in parallel (0)")
     parser.add_argument("--candidates", help="candidates CSV instead of DATA/candidates.csv")
+    parser.add_argument("--candidate-positives", action="store_true",
+                        help="also cache the candidates file's class-1 rows inside a nodule (as training does with it)")
     parser.add_argument("--cache-dir", help="cache folder (default: per-user cache folder of the dataset)")
 
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     kinds = CACHE_KINDS if args.kind == "all" else (args.kind,)
     try:
-        index = LunaIndex.open(args.data, require_candidates=CLASSIFIER in kinds, candidates=args.candidates)
+        index = LunaIndex.open(args.data, require_candidates=CLASSIFIER in kinds, candidates=args.candidates,
+                               candidate_positives=args.candidate_positives)
         root = Path(args.cache_dir) if args.cache_dir else default_cache_root(Path(args.data))
         cache = ShardCache(root)
         requests = [r for kind in kinds for r in plan_shards(index, kind, index.series_uids)]

@@ -47,7 +47,8 @@ def build_task(config: TrainConfig, context: DistContext, device: torch.device, 
     from training.cache import ShardCache
     from training.prepcache import default_cache_root
 
-    index = LunaIndex.open(config.data, require_candidates=config.kind != "segmentation", candidates=config.candidates)
+    index = LunaIndex.open(config.data, require_candidates=config.kind != "segmentation", candidates=config.candidates,
+                           candidate_positives=config.candidate_positives)
     if config.kind == "malignancy" and not index.has_malignancy:
         raise EngineError("has no annotations_with_malignancy.csv: the malignancy model needs its labels", config.data)
     split = index.split(config.val_stride)

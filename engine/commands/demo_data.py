@@ -1,6 +1,6 @@
 """``python main.py demo-data OUT --series N --seed S [--preset small|standard]``: write phantoms in LUNA16 layout.
 
-``--nodule-kinds``/``--nodules-per-series``/``--nodule-diameters`` force the
+``--nodule-kinds``/``--nodules-per-series``/``--nodule-diameters``/``--nodule-locations`` force the
 nodules of every series (to enrich a training set in rare kinds such as
 ground-glass); ``--append`` adds the series to an existing dataset folder.
 """
@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="nodules per series with --nodule-kinds (default 2)")
     parser.add_argument("--nodule-diameters", metavar="LOW,HIGH",
                         help="with --nodule-kinds: draw diameters log-uniformly in LOW-HIGH mm (default: LUNA16's histogram)")
+    parser.add_argument("--nodule-locations", metavar="WHERE[,WHERE...]",
+                        help="with --nodule-kinds: place the nodules at these locations, in turn (parenchyma,"
+                             " juxtapleural, juxtavascular); default: drawn like LUNA16's")
     parser.add_argument("--append", action="store_true",
                         help="add the series to the dataset already in OUT (its CSV rows are kept; new series go to"
                              " its subset folders); use a --seed the dataset was not made with")
@@ -35,8 +38,8 @@ def _mix(args: argparse.Namespace):  # -> NoduleMix | None; raises ValueError
     from engine.phantom.dataset import NoduleMix
 
     if args.nodule_kinds is None:
-        if args.nodule_diameters is not None or args.nodules_per_series is not None:
-            raise ValueError("--nodule-diameters and --nodules-per-series need --nodule-kinds")
+        if args.nodule_diameters is not None or args.nodules_per_series is not None or args.nodule_locations is not None:
+            raise ValueError("--nodule-diameters, --nodules-per-series and --nodule-locations need --nodule-kinds")
         return None
     kinds = tuple(k.strip() for k in args.nodule_kinds.split(",") if k.strip())
     diameters = None
@@ -46,8 +49,11 @@ def _mix(args: argparse.Namespace):  # -> NoduleMix | None; raises ValueError
         except ValueError:
             raise ValueError(f"--nodule-diameters wants LOW,HIGH in mm, got {args.nodule_diameters!r}") from None
         diameters = (low, high)
+    locations = None
+    if args.nodule_locations is not None:
+        locations = tuple(w.strip() for w in args.nodule_locations.split(",") if w.strip())
     per_series = 2 if args.nodules_per_series is None else args.nodules_per_series
-    return NoduleMix(kinds, per_series, diameters)
+    return NoduleMix(kinds, per_series, diameters, locations)
 
 
 def run(args: argparse.Namespace) -> int:

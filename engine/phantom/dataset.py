@@ -29,7 +29,7 @@ import numpy as np
 from engine.io.volume import CtVolume
 from engine.errors import DatasetError
 from engine.files import atomic_open, move_into_place
-from engine.phantom.distributions import KINDS
+from engine.phantom.distributions import KINDS, LOCATIONS
 from engine.phantom.series import generate_series
 from engine.phantom.truth import PhantomTruth
 
@@ -97,14 +97,19 @@ class NoduleMix:
         kinds: Nodule kinds, each one of ``solid``, ``part-solid``, ``ground-glass``.
         per_series: Nodules per series, ≥ 1.
         diameter_mm: ``(low, high)`` diameter range in mm (3–32), or ``None``.
+        locations: Locations cycled through like ``kinds`` (``parenchyma``,
+            ``juxtapleural``, ``juxtavascular``; e.g. to enrich a training set
+            in nodules touching the pleura or a vessel), or ``None`` to draw
+            them as usual.
 
     Raises:
-        ValueError: unknown kind, empty kinds, bad count or range.
+        ValueError: unknown kind or location, empty kinds, bad count or range.
     """
 
     kinds: tuple[str, ...]
     per_series: int = 2
     diameter_mm: tuple[float, float] | None = None
+    locations: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -112,6 +117,10 @@ class NoduleMix:
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown nodule kind(s) {', '.join(unknown)}; allowed: {', '.join(KINDS)}")
+        if self.locations is not None:
+            wrong = [w for w in self.locations if w not in LOCATIONS] or ([] if self.locations else ["(none)"])
+            if wrong:
+                raise ValueError(f"unknown nodule location(s) {', '.join(wrong)}; allowed: {', '.join(LOCATIONS)}")
         if self.per_series < 1:
             raise ValueError(f"nodules per series must be at least 1, got {self.per_series}")
         if self.diameter_mm is not None:
@@ -124,7 +133,10 @@ class NoduleMix:
         rng = np.random.default_rng([int(series_seed), 0x0D1E])
         out: list[dict[str, Any]] = []
         for j in range(self.per_series):
-            request: dict[str, Any] = {"kind": self.kinds[(index * self.per_series + j) % len(self.kinds)]}
+            n = index * self.per_series + j
+            request: dict[str, Any] = {"kind": self.kinds[n % len(self.kinds)]}
+            if self.locations:
+                request["location"] = self.locations[n % len(self.locations)]
             if self.diameter_mm is not None:
                 low, high = np.log(self.diameter_mm)
                 request["diameter_mm"] = round(float(np.exp(rng.uniform(low, high))), 2)

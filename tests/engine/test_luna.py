@@ -116,6 +116,26 @@ def test_csv_bad_class_and_bool(tmp_path: Path) -> None:
         read_annotations(mal)
 
 
+def test_candidate_positives_inside_a_nodule_carry_its_labels(tmp_path: Path) -> None:
+    uids = ["1.2.5", "1.2.3", "1.2.4"]
+    _dataset(tmp_path, uids)
+    with (tmp_path / "candidates.csv").open("a") as handle:
+        # 1.2.5's nodule: centre (1, 2, 3), 4.5 mm; 1.2.3's: (-1, -2, -3), 12 mm
+        handle.write(f"{uids[0]},2.0,2.0,3.0,1\n{uids[0]},3.3,2.0,3.0,1\n{uids[1]},-1.0,-2.0,2.9,1\n{uids[2]},7,8,9,1\n")
+    plain = LunaIndex.open(tmp_path)
+    assert sum(c.is_nodule for c in plain.candidates) == 2  # class-1 rows are ignored by default
+    index = LunaIndex.open(tmp_path, candidate_positives=True)
+    nodules = [c for c in index.candidates if c.is_nodule]
+    # kept: 1 mm from the 4.5 mm nodule, 5.9 mm from the 12 mm one; dropped: at a centre, 2.3 mm of 4.5, in no nodule
+    assert [(c.series_uid, c.center_xyz, c.diameter_mm, c.is_malignant) for c in nodules] == [
+        (uids[1], (-1.0, -2.0, -3.0), 12.0, True),
+        (uids[1], (-1.0, -2.0, 2.9), 12.0, True),
+        (uids[0], (1.0, 2.0, 3.0), 4.5, False),
+        (uids[0], (2.0, 2.0, 3.0), 4.5, False),
+    ]
+    assert len(index.candidates) - len(nodules) == len(plain.candidates) - 2  # negatives unchanged
+
+
 def test_index_without_candidates(tmp_path: Path) -> None:
     _dataset(tmp_path, ["1.2.5", "1.2.3", "1.2.4"])
     index = LunaIndex.open(tmp_path, read_candidates=False)

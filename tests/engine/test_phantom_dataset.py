@@ -115,6 +115,24 @@ def test_nodule_mix_cycles_kinds_and_draws_diameters_in_range():
             NoduleMix(**bad)
 
 
+def test_nodule_mix_cycles_locations_with_the_kinds():
+    mix = NoduleMix(("solid",), per_series=3, locations=("juxtapleural", "juxtavascular"))
+    got = [r["location"] for i in range(2) for r in mix.requests(i, 40 + i)]
+    assert got == ["juxtapleural", "juxtavascular"] * 3
+    assert "location" not in NoduleMix(("solid",)).requests(0, 11)[0]
+    for bad in [("pleura",), ()]:
+        with pytest.raises(ValueError, match="location"):
+            NoduleMix(("solid",), locations=bad)
+
+
+def test_forced_locations_reach_the_attributes_csv(tmp_path: Path):
+    mix = NoduleMix(("solid",), per_series=2, diameter_mm=(6.0, 8.0), locations=("juxtapleural",))
+    write_dataset(tmp_path / "ds", 1, seed=8, preset="small", mix=mix)
+    with (tmp_path / "ds" / "annotations_attributes.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and {r["location"] for r in rows} == {"juxtapleural"}
+
+
 def _uids(root: Path) -> list[str]:
     return (root / "seriesuids.csv").read_text().split()
 

@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import DatasetError
 from engine.luna import LunaIndex
-from training.mine import avoid_spheres, hard_negatives, mine, write_candidates
+from training.mine import avoid_spheres, hard_negatives, matched_positives, mine, write_candidates
 
 
 def test_hard_negatives_keep_the_top_scores_outside_the_avoided_spheres():
@@ -82,7 +82,7 @@ def test_mine_runs_the_detector_per_series_and_reads_back_as_training_negatives(
     def detect(ct):
         seen.append(ct.series_uid)
         nodule = index.annotations_for(ct.series_uid)[0].center_xyz
-        on_nodule = _Candidate(tuple(nodule), 0.99)
+        on_nodule = _Candidate((nodule[0] + 1.0, nodule[1], nodule[2]), 0.99)
         away = [_Candidate((nodule[0] + 40 + i, nodule[1], nodule[2]), 0.5 + i / 10) for i in range(3)]
         return _Result([on_nodule, *away])
 
@@ -91,15 +91,32 @@ def test_mine_runs_the_detector_per_series_and_reads_back_as_training_negatives(
     assert seen == train[:2] and done == [(1, 2), (2, 2)]
     for uid in train[:2]:
         nodule = np.array(index.annotations_for(uid)[0].center_xyz)
-        assert mined[uid].shape == (2, 3)
-        assert np.allclose(mined[uid][:, 0] - nodule[0], [42, 41])  # the two best, never the one on the nodule
+        assert mined.negatives[uid].shape == (2, 3)
+        assert np.allclose(mined.negatives[uid][:, 0] - nodule[0], [42, 41])  # the two best, never the one on the nodule
+        assert np.allclose(mined.positives[uid], [nodule + [1, 0, 0]])  # the detection on the nodule, as the detector centred it
 
     out = tmp_path / "mined.csv"
-    write_candidates(tiny_dataset.root / "candidates.csv", mined, out)
+    write_candidates(tiny_dataset.root / "candidates.csv", mined.negatives, out)
     extended = LunaIndex.open(tiny_dataset.root, candidates=out)
     assert len(extended.candidates) == len(index.candidates) + 4
+    write_candidates(tiny_dataset.root / "candidates.csv", mined.negatives, out, positives=mined.positives)
+    extended = LunaIndex.open(tiny_dataset.root, candidates=out, candidate_positives=True)
+    assert len(extended.candidates) == len(index.candidates) + 6
+    assert sum(c.is_nodule for c in extended.candidates) == sum(c.is_nodule for c in index.candidates) + 2
     with pytest.raises(DatasetError, match="missing.csv"):
         LunaIndex.open(tiny_dataset.root, candidates=tmp_path / "missing.csv")
+
+
+def test_matched_positives_lie_inside_a_nodule_radius():
+    class _A:
+        def __init__(self, xyz, d):
+            self.center_xyz, self.diameter_mm = xyz, d
+
+    nodules = [_A((0.0, 0.0, 0.0), 10.0), _A((100.0, 0.0, 0.0), 4.0)]
+    dets = np.array([[4.9, 0, 0], [5.1, 0, 0], [101.9, 0, 0], [102.1, 0, 0], [50, 0, 0]])
+    assert np.allclose(matched_positives(dets, nodules), dets[[0, 2]])  # strictly closer than half a diameter
+    assert matched_positives(dets, []).shape == (0, 3)
+    assert matched_positives(np.zeros((0, 3)), nodules).shape == (0, 3)
 
 
 def test_training_cli_takes_a_candidates_file(tiny_dataset, tmp_path: Path):
