@@ -67,6 +67,26 @@ def load_backbone(model: nn.Module, path: str) -> dict[str, Any]:
     return {"source": str(path), "source_id": source.model_id, "source_kind": source.kind}
 
 
+def load_all_weights(model: nn.Module, path: str) -> dict[str, Any]:
+    """Copy every weight, head included, from a classifier or malignancy checkpoint of the same shape.
+
+    Raises:
+        CheckpointKindError: the checkpoint holds a segmentation model.
+        CheckpointShapeError: its weights do not fit ``model``.
+        CheckpointError: the file is unusable.
+    """
+    from engine.checkpoints import load_checkpoint
+
+    source = load_checkpoint(path, map_location="cpu")
+    if source.kind == "segmentation":
+        raise CheckpointKindError("holds a segmentation model; --init needs a classifier checkpoint", path)
+    try:
+        model.load_state_dict(source.model.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointShapeError(f"does not fit the classifier: {str(exc).splitlines()[0]}", path) from None
+    return {"init": str(path), "init_id": source.model_id, "init_kind": source.kind}
+
+
 class ClassificationTracker(Tracker):
     """Labels, positive-class probabilities and losses of one phase."""
 
@@ -122,6 +142,8 @@ class ClassifierTask(Task):
         return NoduleClassifier(**self.model_args())
 
     def prepare_model(self, model: nn.Module, load_weights: bool) -> dict[str, Any]:
+        if self.config.init:
+            return load_all_weights(model, self.config.init) if load_weights else {}
         if not self.config.finetune:
             return {}
         info = load_backbone(model, self.config.finetune) if load_weights else {}

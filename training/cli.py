@@ -27,7 +27,7 @@ _EPILOG = "Not for clinical use. Stop a run gracefully by creating the file STOP
 #: Option destination → TrainConfig field, for options that map one to one.
 _DIRECT = (
     "data", "epochs", "batch_size", "val_batch_size", "num_workers", "ratio", "epoch_size", "val_stride",
-    "validation_cadence", "finetune", "finetune_depth", "device", "precision", "seed", "optimizer", "lr",
+    "validation_cadence", "finetune", "finetune_depth", "init", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
     "channels_last", "dice_over", "bce_weight", "nodule_slices", "candidates",
     "candidate_positives",
@@ -54,6 +54,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--augment-rotate", action="store_true", help="random rotation in the row/col plane")
     add("--augment-noise", type=float, nargs="?", const=-1.0, metavar="HU", help="Gaussian noise of sigma HU (25)")
     add("--finetune", metavar="CKPT", help="start from this classifier checkpoint (ours or a book .state), new head")
+    add("--init", metavar="CKPT",
+        help="start from every weight of this classifier/malignancy checkpoint (head included) and train them all,"
+             " e.g. to continue a released model on new data")
     add("--finetune-depth", type=int, choices=(1, 2), help="trained children from the end: 1 head, 2 last block + head (1)")
     add("--device", help="auto, cpu, cuda, cuda:N or mps (auto)")
     add("--precision", choices=PRECISION_CHOICES, help="autocast type (auto: bfloat16 on CUDA)")
@@ -161,8 +164,9 @@ def config_from_args(kind: str, args: argparse.Namespace) -> tuple[Any, bool]:
     values["data"] = str(Path(values["data"]).resolve())
     if values.get("candidates"):
         values["candidates"] = str(Path(values["candidates"]).resolve())
-    if values.get("finetune"):
-        values["finetune"] = str(Path(values["finetune"]).resolve())
+    for name in ("finetune", "init"):
+        if values.get(name):
+            values[name] = str(Path(values[name]).resolve())
     augment = _augment(kind, args, AugmentConfig())
     return TrainConfig(kind=kind, run_name=run_name, run_dir=str(run_dir.resolve()), augment=augment, **values), False
 

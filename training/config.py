@@ -43,6 +43,9 @@ class TrainConfig:
         finetune: Classifier checkpoint to start from (head re-initialised).
         finetune_depth: Trained parameterised children counted from the end
             (1 = head only, 2 = last conv block + head).
+        init: Classifier or malignancy checkpoint whose every weight, head
+            included, the run starts from, all of them trained (to continue a
+            released model on new data when its run folder is gone).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: Autocast type: ``auto`` (bfloat16 — float16 where bfloat16
             is unsupported — on CUDA, float32 elsewhere) or explicit.
@@ -85,6 +88,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     finetune: str | None = None
     finetune_depth: int = 1
+    init: str | None = None
     device: str = "auto"
     precision: str = "auto"
     seed: int = 1
@@ -132,6 +136,8 @@ class TrainConfig:
             problems.append("nodule_slices must be 'centre' or 'all'")
         if self.finetune_depth not in (1, 2):
             problems.append("finetune_depth must be 1 or 2")
+        if self.init is not None and (self.finetune is not None or self.kind == "segmentation"):
+            problems.append("init is for classifier and malignancy runs, and not together with finetune")
         if self.kind == "segmentation" and not 8 <= self.crop_size <= 96:
             problems.append("crop_size must be between 8 and 96")
         if problems:

@@ -12,6 +12,7 @@ import torch
 from engine.checkpoints import load_checkpoint
 from engine.devices import cpu_bf16_native
 from training.cli import main
+from training.config import TrainConfig
 from training.events import read_events
 
 #: bfloat16 autocast is ~4× faster on CPUs that compute it natively; elsewhere float32.
@@ -104,6 +105,31 @@ def test_malignancy_fine_tune_trains_only_the_head(tiny_dataset, tmp_path: Path)
     assert not torch.equal(state["head_linear.weight"], source["head_linear.weight"])
     assert tuned.metadata["trained_children"] == ["head_linear"]
     assert tuned.metadata["source_id"].startswith("classifier:")
+
+
+def test_init_starts_from_every_weight_and_trains_them_all(tiny_dataset, tmp_path: Path) -> None:
+    assert train("classifier", tiny_dataset.root, tmp_path / "cls", "--epoch-size", "16", "--no-json") == 0
+    source_ckpt = tmp_path / "cls/checkpoints/last.pt"
+    source = load_checkpoint(source_ckpt).model.state_dict()
+    run_dir = tmp_path / "more"
+    # one step at lr 0 keeps the weights exactly: they came from the source, head included
+    assert train("classifier", tiny_dataset.root, run_dir, "--epoch-size", "16", "--lr", "1e-30", "--momentum", "0",
+                 "--init", str(source_ckpt), "--no-json") == 0
+    kept = load_checkpoint(run_dir / "checkpoints/last.pt")
+    for name, tensor in source.items():
+        if "running" not in name and "num_batches" not in name:  # BatchNorm statistics follow the new batches
+            assert torch.allclose(kept.model.state_dict()[name], tensor), name
+    assert kept.metadata["init_id"].startswith("classifier:")
+    assert "started from every weight" in (run_dir / "model_card.md").read_text()
+    run_dir = tmp_path / "trained"
+    assert train("classifier", tiny_dataset.root, run_dir, "--epoch-size", "32", "--lr", "0.01",
+                 "--init", str(source_ckpt), "--no-json") == 0
+    state = load_checkpoint(run_dir / "checkpoints/last.pt").model.state_dict()
+    changed = {name.split(".")[0] for name, tensor in source.items()
+               if tensor.is_floating_point() and not torch.equal(state[name], tensor)}
+    assert "head_linear" in changed and len(changed) > 2  # every layer trains, not just the head
+    with pytest.raises(ValueError, match="init"):
+        TrainConfig(kind="segmentation", run_name="x", data=".", run_dir=".", init=str(source_ckpt))
 
 
 def test_resume_continues_at_the_next_epoch(tiny_dataset, tmp_path: Path) -> None:
