@@ -143,11 +143,14 @@ class ClassifierTask(Task):
 
     def prepare_model(self, model: nn.Module, load_weights: bool) -> dict[str, Any]:
         if self.config.init:
-            return load_all_weights(model, self.config.init) if load_weights else {}
-        if not self.config.finetune:
+            info = load_all_weights(model, self.config.init) if load_weights else {}
+            depth = self.config.init_depth or len(parameterised_children(model))
+        elif self.config.finetune:
+            info = load_backbone(model, self.config.finetune) if load_weights else {}
+            depth = self.config.finetune_depth
+        else:
             return {}
-        info = load_backbone(model, self.config.finetune) if load_weights else {}
-        trained = set(trainable_children(model, self.config.finetune_depth))
+        trained = set(trainable_children(model, depth))
         self.frozen = [name for name in parameterised_children(model) if name not in trained]
         for name in self.frozen:
             getattr(model, name).requires_grad_(False)

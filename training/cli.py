@@ -27,7 +27,7 @@ _EPILOG = "Not for clinical use. Stop a run gracefully by creating the file STOP
 #: Option destination → TrainConfig field, for options that map one to one.
 _DIRECT = (
     "data", "epochs", "batch_size", "val_batch_size", "num_workers", "ratio", "epoch_size", "val_stride",
-    "validation_cadence", "finetune", "finetune_depth", "init", "device", "precision", "seed", "optimizer", "lr",
+    "validation_cadence", "finetune", "finetune_depth", "init", "init_depth", "device", "precision", "seed", "optimizer", "lr",
     "momentum", "weight_decay", "fn_weight", "crop_size", "best_metric", "cache_dir", "cache_residency", "threshold",
     "channels_last", "dice_over", "bce_weight", "nodule_slices", "candidates",
     "candidate_positives",
@@ -57,6 +57,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--init", metavar="CKPT",
         help="start from every weight of this classifier/malignancy checkpoint (head included) and train them all,"
              " e.g. to continue a released model on new data")
+    add("--init-depth", type=int, metavar="N",
+        help="with --init: train only the last N parameterised children (2 = last block + head; 0 = all, the default)")
     add("--finetune-depth", type=int, choices=(1, 2), help="trained children from the end: 1 head, 2 last block + head (1)")
     add("--device", help="auto, cpu, cuda, cuda:N or mps (auto)")
     add("--precision", choices=PRECISION_CHOICES, help="autocast type (auto: bfloat16 on CUDA)")

@@ -46,6 +46,9 @@ class TrainConfig:
         init: Classifier or malignancy checkpoint whose every weight, head
             included, the run starts from, all of them trained (to continue a
             released model on new data when its run folder is gone).
+        init_depth: With ``init``: train only the last this many parameterised
+            children (2 = last conv block + head, which keeps the trunk a
+            malignancy model fine-tuned from the source shares); 0 = all.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: Autocast type: ``auto`` (bfloat16 — float16 where bfloat16
             is unsupported — on CUDA, float32 elsewhere) or explicit.
@@ -89,6 +92,7 @@ class TrainConfig:
     finetune: str | None = None
     finetune_depth: int = 1
     init: str | None = None
+    init_depth: int = 0
     device: str = "auto"
     precision: str = "auto"
     seed: int = 1
@@ -138,6 +142,8 @@ class TrainConfig:
             problems.append("finetune_depth must be 1 or 2")
         if self.init is not None and (self.finetune is not None or self.kind == "segmentation"):
             problems.append("init is for classifier and malignancy runs, and not together with finetune")
+        if self.init_depth < 0:
+            problems.append("init_depth must not be negative")
         if self.kind == "segmentation" and not 8 <= self.crop_size <= 96:
             problems.append("crop_size must be between 8 and 96")
         if problems:

@@ -128,6 +128,13 @@ def test_init_starts_from_every_weight_and_trains_them_all(tiny_dataset, tmp_pat
     changed = {name.split(".")[0] for name, tensor in source.items()
                if tensor.is_floating_point() and not torch.equal(state[name], tensor)}
     assert "head_linear" in changed and len(changed) > 2  # every layer trains, not just the head
+    run_dir = tmp_path / "top"
+    assert train("classifier", tiny_dataset.root, run_dir, "--epoch-size", "32", "--lr", "0.01",
+                 "--init", str(source_ckpt), "--init-depth", "2", "--no-json") == 0
+    top = load_checkpoint(run_dir / "checkpoints/last.pt")
+    changed = {name.split(".")[0] for name, tensor in source.items()
+               if not torch.equal(top.model.state_dict()[name], tensor)}
+    assert changed == set(top.metadata["trained_children"]) and len(changed) == 2  # the trunk stays the source's
     with pytest.raises(ValueError, match="init"):
         TrainConfig(kind="segmentation", run_name="x", data=".", run_dir=".", init=str(source_ckpt))
 
