@@ -72,7 +72,8 @@ def write_run_card(paths: RunLayout, config: TrainConfig, state: LoopState, sha2
     if config.finetune:
         lines.append(f"- fine-tuned from `{config.finetune}` (depth {config.finetune_depth}; {extra.get('source_id', '')})")
     if config.init:
-        lines.append(f"- started from every weight of `{config.init}` ({extra.get('init_id', '')}), all trained")
+        lines.append(f"- started from every weight of `{config.init}` ({extra.get('init_id', '')}), trained layers:"
+                     f" {', '.join(extra.get('trained_children') or [])}")
     for key in ("dataset_series", "device", "world_size"):
         if key in extra:
             lines.append(f"- {key.replace('_', ' ')}: {extra[key]}")

@@ -69,7 +69,8 @@ def card_text(kind: str, sha256: str, file_name: str, metadata: Mapping[str, Any
             lines.append(f"- fine-tuned from `{config['finetune']}` ({metadata.get('source_id', '?')}),"
                          f" trained layers: {', '.join(metadata.get('trained_children') or []) or '?'}")
         if config.get("init"):
-            lines.append(f"- started from every weight of `{config['init']}` ({metadata.get('init_id', '?')}), all trained")
+            lines.append(f"- started from every weight of `{config['init']}` ({metadata.get('init_id', '?')}),"
+                         f" trained layers: {', '.join(metadata.get('trained_children') or []) or '?'}")
     if metadata.get("torch_version"):
         lines.append(f"- torch {metadata['torch_version']}, saved {metadata.get('saved_at', '?')}")
     commands = launch_commands(RunLayout(Path(config["run_dir"]))) if config.get("run_dir") else []

@@ -97,11 +97,11 @@ class GroupingSettings:
         ),
     )
     method: str = field(
-        default="components",
+        default="peaks",
         metadata=_option(
-            "how voxels become candidates: components = the book's connected components at their centre of mass"
-            " (default); peaks = split merged blobs at probability peaks, centre on the core, merge fragments,"
-            " keep thin nodules (no erosion)",
+            "how voxels become candidates: components = the book's connected components at their centre of mass;"
+            " peaks = split merged blobs at probability peaks, centre on the core, merge fragments,"
+            " keep thin nodules (no erosion; the default)",
             "method",
             METHODS,
         ),

@@ -20,9 +20,11 @@ def test_demo_weights_load_safely_and_match_their_card(kind):
     card = path.with_suffix(".md").read_text(encoding="utf-8")
     assert re.search(r"weights sha256: `([0-9a-f]{64})`", card).group(1) == checkpoint.sha256
     assert "Not for clinical use" in card and "synthetic" in card
-    if kind == "malignancy":  # fine-tuned from the shipped classifier: detection shares its trunk
+    if kind == "malignancy":  # fine-tuned from (a classifier with) the shipped trunk: detection computes it once
+        from engine.detection.classify import shared_trunk_depth
+
         classifier = load_checkpoint(default_weight_paths()["classifier"], expected_kind="classifier")
-        assert checkpoint.metadata["source_id"] == classifier.model_id
+        assert shared_trunk_depth(classifier.model, checkpoint.model) == 4
 
 
 def test_demo_models_find_the_demo_series_nodules_with_few_false_positives():

@@ -4,10 +4,11 @@ Run from the repository root::
 
     .venv/bin/python -m tests.engine.data.make_detection_fixture
 
-The fixture was written by the detection code *before* the speed work of
-issue 16 (channels-last layouts, ONNX backend, batch sizes, CPU streams: the
-code at commit e64a238), so ``tests/engine/test_detector_fixture.py`` proves
-those changes kept the findings. Regenerate it only when a change is meant to
+The fixture was first written by the detection code *before* the speed work
+of issue 16 (channels-last layouts, ONNX backend, batch sizes, CPU streams: the
+code at commit e64a238), so ``tests/engine/test_detector_fixture.py`` proved
+those changes kept the findings; it was written again for issue 14, when the
+default grouping became ``peaks`` and the classifier's stage-4 weights shipped. Regenerate it only when a change is meant to
 alter the findings (new weights, another grouping), and say so in the commit.
 
 The phantom itself is stored (``detection_fixture_phantom.npz``, 1.7 MB), not
