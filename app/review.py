@@ -33,6 +33,7 @@ import numpy as np
 from app.findings import Mark, match_by_position
 from app.state import EVENTS, ViewerState
 from engine.detection.result import Candidate, DetectionResult
+from engine.detection.settings import GroupingSettings
 from engine.files import write_text_atomic
 from engine.paths import user_data_dir
 
@@ -48,6 +49,18 @@ def review_folder() -> Path:
 def detection_key(result: DetectionResult) -> str:
     """The key of a detection's settings: model ids and grouping settings, as canonical JSON."""
     return json.dumps({"models": dict(result.model_ids), "grouping": result.grouping.as_dict()}, sort_keys=True)
+
+
+def _current_key(key: Any) -> Any:
+    """A stored key with its grouping written as :meth:`GroupingSettings.as_dict` writes it now
+    (older files left the method out when it was the default); a key that is not one is kept as it is."""
+    if not isinstance(key, dict) or not isinstance(key.get("grouping"), dict):
+        return key
+    try:
+        grouping = GroupingSettings.from_dict(key["grouping"]).as_dict()
+    except (TypeError, ValueError):
+        return key
+    return {**key, "grouping": grouping}
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class SeriesReview:
             raise ValueError("not a LungCAD review file of version 1")
         detections: dict[str, list[SavedFinding]] = {}
         for entry in data.get("detections", []):
-            key = json.dumps(entry["key"], sort_keys=True)
+            key = json.dumps(_current_key(entry["key"]), sort_keys=True)
             detections[key] = [SavedFinding.from_dict(f) for f in entry.get("findings", [])]
         measurements = data.get("measurements", [])
         if not isinstance(measurements, list) or not all(isinstance(m, dict) for m in measurements):

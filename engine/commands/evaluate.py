@@ -89,14 +89,18 @@ def detector_fingerprint(model_ids: Mapping[str, str], config: DetectorConfig) -
 
     Cached series made under another fingerprint are recomputed. The grouping
     settings enter as :meth:`~engine.detection.settings.GroupingSettings.non_defaults`
-    beside the threshold (which every fingerprint has named), so settings left
-    at their defaults keep the fingerprints of caches made before they existed.
+    beside the threshold and the method (which every fingerprint names since
+    ``peaks`` became the default, so a cache grouped by ``components`` when that
+    was the default is not taken for a ``peaks`` one: every earlier cache is
+    recomputed once); a setting added later and left at its default keeps the
+    fingerprints.
     """
     identity = {
         "models": dict(sorted(model_ids.items())),
         "seg_threshold": config.grouping.seg_threshold,
         "lung_region": config.lung_region,
         **config.grouping.non_defaults(),
+        "method": config.grouping.method,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 #: Erosions before labelling: ``3d`` is SPEC §4's (the book's) 6-neighbour cross;
 #: ``in-plane`` uses the 4 in-slice neighbours only, so a small nodule only two
@@ -142,18 +142,38 @@ class GroupingSettings:
             object.__setattr__(self, name, float(value))
 
     def _shown(self) -> list[dataclasses.Field]:
-        """The fields that say how this grouping works: threshold, erosion, and the rest when they matter."""
+        """The fields that say how this grouping works: threshold, method, and the rest when the method
+        uses them or they are not at their defaults."""
         shown = []
         for f in dataclasses.fields(self):
             differs = getattr(self, f.name) != f.default
-            if f.name in ("seg_threshold", "erosion") or differs or (f.metadata["peaks"] and self.method == "peaks"):
+            used = f.metadata["peaks"] == (self.method == "peaks")
+            if f.name in ("seg_threshold", "method") or differs or used:
                 shown.append(f)
         return shown
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings by field name (e.g. for a findings export): threshold, erosion, and every
-        other one that is not at its default or that the chosen method uses (missing ones are defaults)."""
+        """The settings by field name (e.g. for a findings export): threshold, method, and every
+        other one that the method uses or that is not at its default (missing ones are defaults)."""
         return {f.name: getattr(self, f.name) for f in self._shown()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GroupingSettings:
+        """Settings from :meth:`as_dict`'s output (of this or an earlier version).
+
+        Records without ``method`` come from before it was always named: while
+        ``components`` was the default, the method was written only when it was
+        ``peaks`` and the ``peaks`` fields only when not at their defaults; in the
+        short while ``peaks`` was the default without its name, its fields were
+        always written. So a record without a method is ``peaks`` when it holds a
+        ``peaks`` field at its default value, else ``components``.
+        """
+        values = dict(values)
+        if "method" not in values:
+            peaks_defaults = [f for f in dataclasses.fields(cls) if f.metadata["peaks"] and f.name in values]
+            at_default = any(values[f.name] == f.default for f in peaks_defaults)
+            values["method"] = "peaks" if at_default else "components"
+        return cls(**values)
 
     def non_defaults(self) -> dict[str, Any]:
         """The settings that differ from their defaults, by field name.
@@ -164,7 +184,8 @@ class GroupingSettings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
     def describe(self) -> str:
-        """Words for a status line or report, e.g. ``"threshold 0.50, erosion 3d"`` (the fields of :meth:`as_dict`)."""
+        """Words for a status line or report, e.g. ``"threshold 0.50, method peaks, merge mm 5.00, ..."``
+        (the fields of :meth:`as_dict`)."""
         parts = []
         for f in self._shown():
             value = getattr(self, f.name)

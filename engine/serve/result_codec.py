@@ -105,7 +105,7 @@ def result_from_json(payload: Mapping[str, Any], seg_probability: np.ndarray) ->
             ),
             candidates=candidates,
             seg_probability=seg_probability,
-            grouping=GroupingSettings(**payload["grouping"]),
+            grouping=GroupingSettings.from_dict(payload["grouping"]),
             timings={str(k): float(v) for k, v in payload["timings"].items()},
             device=str(payload["device"]),
             model_ids={str(k): str(v) for k, v in payload["model_ids"].items()},

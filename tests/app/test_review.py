@@ -110,3 +110,25 @@ def test_measurements_are_kept_with_the_series(ct, tmp_path) -> None:
     assert state2.measurements[0].length_mm == pytest.approx(15 * 0.8)
     state2.remove_measurement(7)
     assert len(json.loads(store.path_for(ct.series_uid).read_text())["measurements"]) == 1
+
+
+def test_a_review_saved_before_the_method_was_named_is_restored(ct, tmp_path) -> None:
+    """Older files keyed a detection by a grouping dict without ``method``; they read back under today's key."""
+    detector = FakeDetector(SPECS)
+    state, store, _keeper = _session(ct, tmp_path)
+    components = GroupingSettings(method="components")
+    state.set_result(replace(detector.detect(ct), grouping=components))
+    state.set_mark(1, Mark.ACCEPTED)
+    path = store.path_for(ct.series_uid)
+    saved = json.loads(path.read_text())
+    key = saved["detections"][0]["key"]
+    assert key["grouping"]["method"] == "components"
+    key["grouping"] = {"seg_threshold": 0.5, "erosion": "3d"}  # as written while components was the default
+    path.write_text(json.dumps(saved))
+    state2, _store2, _keeper2 = _session(ct, tmp_path)
+    state2.set_result(replace(detector.detect(ct), grouping=components))
+    assert state2.marks == {1: Mark.ACCEPTED}
+    # and it is not taken for a peaks detection's review
+    state3, _store3, _keeper3 = _session(ct, tmp_path)
+    state3.set_result(replace(detector.detect(ct), grouping=GroupingSettings()))
+    assert state3.marks == {}

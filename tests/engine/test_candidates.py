@@ -1,4 +1,7 @@
-"""The ``peaks`` grouping on closed-form masks: split merged blobs, merge fragments, keep thin nodules."""
+"""The ``peaks`` grouping on closed-form masks: split merged blobs, merge fragments, keep thin nodules.
+
+``peaks`` is the default grouping; the book's ``components`` method, contrasted with it here, is always
+asked for by name (``BOOK``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ from engine.detection.grouping import group_components
 from engine.detection.settings import GroupingSettings
 
 PEAKS = GroupingSettings(method="peaks")
+#: SPEC §4's (the book's) grouping: eroded connected components at their HU-weighted centre.
+BOOK = GroupingSettings(method="components")
+#: The book's labelling without its erosion: the plain connected components of the thresholded mask.
+BOOK_NO_EROSION = GroupingSettings(method="components", erosion="none")
 
 
 def _levels(mask: np.ndarray) -> np.ndarray:
@@ -28,7 +35,7 @@ def test_a_nodule_touching_a_vessel_is_split_and_centred_on_the_sphere():
     vessel = ((i - 15) ** 2 + (r - 21) ** 2 <= 2.2**2) & (c >= 24) & (c < 62)  # touches the sphere at c = 24
     mask = sphere | vessel
     hu = np.zeros(shape, np.int16)
-    book = group_components(_levels(mask), hu)
+    book = group_components(_levels(mask), hu, BOOK)
     assert len(book) == 1 and np.abs(book.centers_irc[0] - [15, 20, 20]).max() > 4  # centre pulled into the vessel
     comps = group_components(_levels(mask), hu, PEAKS)
     assert len(comps) >= 2
@@ -46,7 +53,7 @@ def test_two_fragments_of_one_lesion_become_one_finding():
     i, _, _ = np.indices(shape)
     mask = lesion & (i != 15)  # the segmentation missed one slice: the lesion's cap is a separate fragment
     hu = np.zeros(shape, np.int16)
-    assert len(group_components(_levels(mask), hu, GroupingSettings(erosion="none"))) == 2
+    assert len(group_components(_levels(mask), hu, BOOK_NO_EROSION)) == 2
     comps = group_components(_levels(mask), hu, PEAKS)
     assert len(comps) == 1
     # the centre is the larger fragment's core, inside the lesion (radius 6), not between the two
@@ -63,7 +70,7 @@ def test_a_fragment_cut_off_a_nodules_edge_is_absorbed():
     fragment[14:16, 14:16, 23:25] = True  # 8 voxels one voxel beyond the edge: its centre 8.5 mm away
     assert np.linalg.norm(np.array([14.5, 14.5, 23.5]) - 15) > max(PEAKS.merge_mm, 6.0)  # beyond either reach
     hu = np.zeros(shape, np.int16)
-    assert len(group_components(_levels(nodule | fragment), hu, GroupingSettings(erosion="none"))) == 2
+    assert len(group_components(_levels(nodule | fragment), hu, BOOK_NO_EROSION)) == 2
     comps = group_components(_levels(nodule | fragment), hu, PEAKS)
     assert len(comps) == 1, "one finding per lesion"
     assert_allclose(comps.centers_irc[0], [15, 15, 15], atol=1e-9)  # the nodule keeps its centre
@@ -98,7 +105,7 @@ def test_a_two_slice_nodule_survives_and_a_speck_does_not():
     mask[1, 1, 1] = True  # a speck
     hu = np.zeros(shape, np.int16)
     spacing = (2.5, 0.7, 0.7)
-    assert len(group_components(_levels(mask), hu)) == 0  # the book's 3D cross deletes it
+    assert len(group_components(_levels(mask), hu, BOOK)) == 0  # the book's 3D cross deletes it
     comps = group_components(_levels(mask), hu, PEAKS, spacing)
     assert len(comps) == 1
     assert_allclose(comps.centers_irc, [[5.5, 8.0, 8.0]])
@@ -114,21 +121,49 @@ def test_the_centre_is_probability_weighted():
     assert_allclose(comps.centers_irc, [[4, 4, expected]])
 
 
-def test_the_components_method_is_the_default_and_unchanged():
+def test_peaks_is_the_default_and_components_is_unchanged():
+    from scipy import ndimage
+
+    assert GroupingSettings().method == "peaks" and GroupingSettings() == PEAKS
     rng = np.random.default_rng(3)
     shape = (20, 30, 30)
+    spacing = (2.5, 0.7, 0.7)
     levels = (rng.random(shape) * 255).astype(np.uint8)
     hu = rng.integers(-1000, 400, size=shape).astype(np.int16)
-    default = group_components(levels, hu)
-    explicit = group_components(levels, hu, GroupingSettings(method="components", merge_mm=9.0), (2.5, 0.7, 0.7))
-    for name in ("centers_irc", "voxel_counts", "bbox_lo", "bbox_hi"):
-        assert_array_equal(getattr(default, name), getattr(explicit, name))
+    names = ("centers_irc", "voxel_counts", "bbox_lo", "bbox_hi")
+    # no settings given: the peaks candidates
+    default = group_components(levels, hu, None, spacing)
+    peaks = group_components(levels, hu, PEAKS, spacing)
+    for name in names:
+        assert_array_equal(getattr(default, name), getattr(peaks, name))
+    # components, asked for by name: the book's eroded components, untouched by the peaks-only fields and the spacing
+    book = group_components(levels, hu, BOOK)
+    explicit = group_components(levels, hu, GroupingSettings(method="components", merge_mm=9.0, smooth_mm=3.0,
+                                                             min_diameter_mm=7.0), spacing)
+    for name in names:
+        assert_array_equal(getattr(book, name), getattr(explicit, name))
+    cross = ndimage.generate_binary_structure(3, 1)
+    eroded = ndimage.binary_erosion(levels > 127, structure=cross, border_value=0)
+    assert len(book) == ndimage.label(eroded, structure=cross)[1] > 1
+    assert len(default) != len(book), "the default is no longer the book's grouping"
 
 
 def test_settings_check_the_new_fields():
-    assert GroupingSettings().describe() == "threshold 0.50, erosion 3d"
-    assert PEAKS.describe() == "threshold 0.50, erosion 3d, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    # both methods are named; peaks, the default, shows its own fields and hides the erosion it does not use
+    assert GroupingSettings().describe() == (
+        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    )
+    assert PEAKS.describe() == GroupingSettings().describe()
+    assert GroupingSettings(erosion="none").describe() == (
+        "threshold 0.50, erosion none, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    )
+    # components shows its erosion and hides the peaks-only fields while they are at their defaults
+    assert BOOK.describe() == "threshold 0.50, erosion 3d, method components"
+    assert GroupingSettings(method="components", merge_mm=7).describe() == (
+        "threshold 0.50, erosion 3d, method components, merge mm 7.00"
+    )
     assert GroupingSettings(merge_mm=7).non_defaults() == {"merge_mm": 7.0}
+    assert BOOK.non_defaults() == {"method": "components"}
     for bad in ({"method": "watershed"}, {"merge_mm": 0}, {"smooth_mm": -1}, {"min_diameter_mm": float("nan")}):
         with pytest.raises(ValueError):
             GroupingSettings(**bad)

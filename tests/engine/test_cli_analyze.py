@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 import main
-from engine.detection.settings import EROSIONS, GroupingSettings
+from engine.detection.settings import EROSIONS, METHODS, GroupingSettings
 from engine.checkpoints import save_checkpoint
 from tests.dicom_writer import write_dicom_series
 from tests.engine.fake_chest import lung_block, tiny_classifier, tiny_segmentation
@@ -158,9 +158,16 @@ def test_grouping_options_follow_the_settings_fields():
     assert set(options) == {f.name for f in dataclasses.fields(GroupingSettings)}
     assert options["erosion"].choices == EROSIONS and options["erosion"].option_strings == ["--erosion"]
     assert options["seg_threshold"].option_strings == ["--seg-threshold"]
+    assert options["method"].choices == METHODS and options["method"].option_strings == ["--method"]
     assert grouping_from_args(parser.parse_args([])) == GroupingSettings()
+    assert grouping_from_args(parser.parse_args([])).method == "peaks"
     assert grouping_from_args(parser.parse_args(["--erosion", "none"])) == GroupingSettings(erosion="none")
-    assert grouping_from_args(parser.parse_args([])).describe() == "threshold 0.50, erosion 3d"
+    assert grouping_from_args(parser.parse_args([])).describe() == (
+        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    )
+    book = grouping_from_args(parser.parse_args(["--method", "components"]))
+    assert book == GroupingSettings(method="components")
+    assert book.describe() == "threshold 0.50, erosion 3d, method components"
 
 
 def test_device_option_takes_the_engines_names_and_cuda_indices():

@@ -48,9 +48,17 @@ def test_default_output_folder_is_under_the_user_runs(tmp_path: Path) -> None:
     assert out.name == "evaluate-luna16-val" and out.parent.name == "runs"
 
 
+def _sha16(identity: dict) -> str:
+    """The fingerprint :func:`detector_fingerprint` makes of ``identity`` (sorted-key JSON, SHA-256, 16 hex digits)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+IDS = {"segmentation": "segmentation-aa", "classifier": "classifier-bb", "malignancy": "malignancy-cc"}
+
+
 def test_fingerprint_follows_models_and_grouping_settings() -> None:
     config = DetectorConfig()
-    ids = {"segmentation": "segmentation-aa", "classifier": "classifier-bb", "malignancy": "malignancy-cc"}
+    ids = IDS
     base = evaluate_command.detector_fingerprint(ids, config)
     assert base == evaluate_command.detector_fingerprint(dict(reversed(list(ids.items()))), config)
     assert base != evaluate_command.detector_fingerprint({**ids, "malignancy": "malignancy-dd"}, config)
@@ -58,13 +66,34 @@ def test_fingerprint_follows_models_and_grouping_settings() -> None:
     assert base != evaluate_command.detector_fingerprint(ids, lower)
     assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(lung_region=False))
     assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(erosion="in-plane")))
-    # settings at their defaults keep the fingerprints of caches made before the grouping options existed
+    assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(merge_mm=7)))
+    # every fingerprint names the threshold and the method; other settings only when not at their defaults
     before = {"models": dict(sorted(ids.items())), "seg_threshold": 0.5, "lung_region": True}
-    assert base == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
-    older_lower = {**before, "seg_threshold": 0.4}
-    assert evaluate_command.detector_fingerprint(ids, lower) == hashlib.sha256(
-        json.dumps(older_lower, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    assert base == _sha16({**before, "method": "peaks"})
+    assert evaluate_command.detector_fingerprint(ids, lower) == _sha16({**before, "seg_threshold": 0.4, "method": "peaks"})
+    book_in_plane = DetectorConfig(grouping=GroupingSettings(erosion="in-plane", method="components"))
+    assert evaluate_command.detector_fingerprint(ids, book_in_plane) == _sha16(
+        {**before, "erosion": "in-plane", "method": "components"}
+    )
+    # caches made before the method was named (components, then the default) are not taken for either method
+    for method in ("peaks", "components"):
+        grouped = DetectorConfig(grouping=GroupingSettings(method=method))
+        assert evaluate_command.detector_fingerprint(ids, grouped) != _sha16(before)
+
+
+def test_fingerprint_tells_the_methods_apart() -> None:
+    """Same models, threshold and lung region: a peaks cache is never read back as a components one, nor the reverse."""
+    peaks = DetectorConfig(grouping=GroupingSettings(method="peaks"))
+    components = DetectorConfig(grouping=GroupingSettings(method="components"))
+    assert peaks.grouping.non_defaults() == {}  # the default: only the always-named method tells it apart
+    fingerprint = evaluate_command.detector_fingerprint
+    assert fingerprint(IDS, peaks) == fingerprint(IDS, DetectorConfig())
+    assert fingerprint(IDS, peaks) != fingerprint(IDS, components)
+    # also with other settings shared, including a peaks-only one that components ignores
+    for changes in ({"seg_threshold": 0.3}, {"erosion": "none"}, {"merge_mm": 8.0}):
+        assert fingerprint(IDS, DetectorConfig(grouping=GroupingSettings(method="peaks", **changes))) != fingerprint(
+            IDS, DetectorConfig(grouping=GroupingSettings(method="components", **changes))
+        )
 
 
 def _checkpoints(folder: Path) -> dict[str, Path]:
@@ -101,6 +130,9 @@ def test_evaluate_with_the_real_detector(tmp_path: Path, capsys) -> None:
     assert "(3 from the cache)" in capsys.readouterr().out
     save_checkpoint(ckpt["cls"], NoduleClassifier(conv_channels=2), "classifier", model_args={"conv_channels": 2})
     assert main.main(argv) == 0
+    assert "(0 from the cache)" in capsys.readouterr().out
+    # same models, the other grouping method → recomputed (the method is in the fingerprint)
+    assert main.main(argv + ["--method", "components"]) == 0
     assert "(0 from the cache)" in capsys.readouterr().out
 
 

@@ -127,7 +127,8 @@ def test_regroup_equals_detect_at_the_new_threshold(result, ct, detector):
 
 def test_regroup_with_another_erosion_equals_detect_with_it(result, ct, detector):
     assert result.grouping == GroupingSettings(seg_threshold=0.5, erosion="3d")
-    in_plane_settings = GroupingSettings(erosion="in-plane")
+    # the erosion acts in the book's components method only (the default, peaks, does not erode)
+    in_plane_settings = GroupingSettings(method="components", erosion="in-plane")
     in_plane = Detector(
         detector.segmentation, detector.classifier, detector.malignancy, device="cpu",
         config=DetectorConfig(grouping=in_plane_settings),

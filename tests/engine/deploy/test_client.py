@@ -66,8 +66,9 @@ def test_detect_and_regroup_equal_local_detection(phantom_ct) -> None:
         assert any(s.startswith("uploading") for s in texts) and any("detecting on server" in s for s in texts)
         fractions = [f for f, _ in stages]
         assert fractions == sorted(fractions) and fractions[-1] == 1.0
-        # a lower threshold and the in-plane erosion make new components: those are classified on the server
-        grouping = GroupingSettings(seg_threshold=0.4, erosion="in-plane")
+        # the book's components with a lower threshold and the in-plane erosion (peaks, the default, does not
+        # erode) make new candidates: those are classified on the server, the method sent with the rest
+        grouping = GroupingSettings(seg_threshold=0.4, erosion="in-plane", method="components")
         regrouped_local = local.regroup(expected, phantom_ct, grouping)
         regrouped = remote.regroup(got, phantom_ct, grouping)
         assert regrouped.grouping == grouping and regrouped.seg_probability is got.seg_probability
