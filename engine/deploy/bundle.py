@@ -168,7 +168,22 @@ def _export_one(
         },
         "interface": spec.to_json(multiple),
         "files": files,
+        **_size_head(checkpoint.model),
     }
+
+
+def _size_head(model: nn.Module) -> dict[str, Any]:
+    """The malignancy model's size head, which the exported files (the CNN alone) leave to their user."""
+    coefficients = getattr(model, "size_coefficients", lambda: None)()
+    if coefficients is None:
+        return {}
+    return {"size_head": {
+        "coefficients": list(coefficients),
+        "formula": "p_malignant = sigmoid(a * logit(p_cnn) + b * ln(diameter_mm) + c), (a, b, c) = coefficients",
+        "diameter_mm": "the inscribed diameter at -700 HU of the crop's lesion "
+                       "(engine.lesion_size.inscribed_diameter_mm; needs the voxel spacing)",
+        "note": "the exported files give p_cnn; apply this to get the detector's p_malignant",
+    }}
 
 
 def _umask() -> int:

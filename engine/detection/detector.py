@@ -36,6 +36,7 @@ from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
 from engine.geometry import xyz_to_irc_continuous
 from engine.io.volume import CtVolume
+from engine.lesion_size import diameters_at, size_aware_probability
 from engine.models.classifier import NoduleClassifier
 from engine.models.folded import FoldedSegmentation, can_fold
 from engine.models.segmentation import SegmentationModel
@@ -265,7 +266,7 @@ class Detector:
         centers_irc = xyz_to_irc_continuous(ct.geometry, np.asarray(centers_xyz, dtype=np.float64).reshape(-1, 3))
         starts = crop_starts(centers_irc, CLASSIFIER_CROP, ct.shape)
         with cpu_threads(self.config.threads):
-            return self._classify_starts(_Run(self, ct, None, None), starts)
+            return self._classify_starts(_Run(self, ct, None, None), starts, centers_irc)
 
     def malignancy_at(self, ct: CtVolume, centers_xyz: np.ndarray) -> np.ndarray:
         """``p_malignant`` (float64 ``(T,)``) at given LPS mm points (the evaluation's ``classify_at``)."""
@@ -301,11 +302,16 @@ class Detector:
         starts = crop_starts(components.centers_irc, CLASSIFIER_CROP, ct.shape)
         p_nodule, p_malignant = carried_probabilities(previous, starts, CLASSIFIER_CROP)
         todo = np.flatnonzero(np.isnan(p_nodule))
-        p_nodule[todo], p_malignant[todo] = self._classify_starts(run, starts[todo])
+        p_nodule[todo], p_malignant[todo] = self._classify_starts(run, starts[todo], components.centers_irc[todo])
         return make_candidates(components, ct.geometry, p_nodule, p_malignant)
 
-    def _classify_starts(self, run: _Run, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both probabilities for crops at ``starts`` (N, 3); identical crops are classified once."""
+    def _classify_starts(self, run: _Run, starts: np.ndarray, centers_irc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both probabilities for crops at ``starts`` (N, 3) around ``centers_irc`` (N, 3); identical
+        crops are classified once (the size head, if any, measures each candidate at its own centre)."""
+        p_nodule, p_malignant = self._classify_unique(run, starts)
+        return p_nodule, self._size_aware(run, centers_irc, p_malignant)
+
+    def _classify_unique(self, run: _Run, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts, inverse = np.unique(starts, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         depth = self.shared_depth
@@ -370,6 +376,17 @@ class Detector:
         p_nodule = run.timed("classification", "classification", stage("classifier", "classification"))
         p_malignant = run.timed("malignancy", "malignancy", stage("malignancy", "malignancy"))
         return p_nodule[inverse], p_malignant[inverse]
+
+    def _size_aware(self, run: _Run, centers_irc: np.ndarray, p_cnn: np.ndarray) -> np.ndarray:
+        """The malignancy model's size head applied to its CNN's ``p_cnn`` (unchanged without one);
+        its time is added to the malignancy stage's."""
+        coefficients = self.malignancy.size_coefficients()
+        if coefficients is None or len(centers_irc) == 0:
+            return p_cnn
+        began = time.perf_counter()
+        diameters = diameters_at(run.ct.hu, run.ct.geometry.spacing_irc, centers_irc)
+        run.timings["malignancy"] = run.timings.get("malignancy", 0.0) + time.perf_counter() - began
+        return size_aware_probability(coefficients, p_cnn, diameters)
 
     def stage_streams(self, device: torch.device, stage: str) -> int:
         """Batches the torch ``stage`` runs at once on ``device`` (:attr:`DetectorConfig.cpu_streams`)."""

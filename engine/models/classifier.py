@@ -46,12 +46,18 @@ class NoduleClassifier(nn.Module):
     Args:
         in_channels: Input channels (1: HU clipped to [-1000, 1000]).
         conv_channels: Channels of the first block; each block doubles them.
+        size_head: Add :attr:`size_head`, a ``Linear(2, 1)`` over ``(logit of
+            the CNN's class-1 probability, ln diameter in mm)`` that gives a
+            size-aware logit (:mod:`engine.lesion_size`; malignancy models).
+            It starts as the identity on the CNN's logit. ``forward`` stays the
+            CNN alone (the crop cannot tell the size in mm); callers apply
+            :meth:`size_coefficients`.
     """
 
     #: Children applied in order before the head; a fine-tuned copy often shares a prefix of them.
     TRUNK: tuple[str, ...] = ("tail_batchnorm", "block1", "block2", "block3", "block4")
 
-    def __init__(self, in_channels: int = 1, conv_channels: int = 8) -> None:
+    def __init__(self, in_channels: int = 1, conv_channels: int = 8, size_head: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.conv_channels = conv_channels
@@ -64,6 +70,7 @@ class NoduleClassifier(nn.Module):
         pooled = [s // 16 for s in CROP_SHAPE]  # four 2× max-pools
         self.head_linear = nn.Linear(8 * c * math.prod(pooled), 2)
         self.head_softmax = nn.Softmax(dim=1)
+        self.size_head: nn.Linear | None = nn.Linear(2, 1) if size_head else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -75,6 +82,17 @@ class NoduleClassifier(nn.Module):
                     fan_out = module.weight.shape[0] * math.prod(module.weight.shape[2:])
                     bound = 1.0 / math.sqrt(fan_out)
                     nn.init.uniform_(module.bias, -bound, bound)
+        if self.size_head is not None:
+            with torch.no_grad():
+                self.size_head.weight.copy_(torch.tensor([[1.0, 0.0]]))
+                self.size_head.bias.zero_()
+
+    def size_coefficients(self) -> tuple[float, float, float] | None:
+        """``(a, b, c)`` of :func:`engine.lesion_size.size_aware_probability`, or None without a size head."""
+        if self.size_head is None:
+            return None
+        w = self.size_head.weight.detach().double().cpu().reshape(-1)
+        return float(w[0]), float(w[1]), float(self.size_head.bias.detach().double().cpu().reshape(-1)[0])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Classify a batch of crops.

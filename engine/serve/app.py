@@ -45,6 +45,19 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _spacing(text: str | None) -> tuple[float, float, float] | None:
+    """The ``spacing`` query parameter, ``"index,row,col"`` in mm, or None when absent."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and 0.0 < v <= 100.0 for v in values):
+        raise ValueError(f"spacing must be three voxel sizes in mm, 'index,row,col' (e.g. 2.5,0.7,0.7), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def create_app(
     load_detector: Callable[[], Any], token: str, settings: ServerSettings | None = None
 ) -> Starlette:
@@ -111,6 +124,10 @@ def create_app(
         if len(body) == 0 or len(body) % CROP_BYTES:
             return error(400, f"the body is {len(body)} bytes, not a whole number of 32×48×48 float32 crops "
                               f"({CROP_BYTES} bytes each)")
+        try:
+            spacing = _spacing(request.query_params.get("spacing"))
+        except ValueError as exc:
+            return error(400, str(exc))
         crops = np.frombuffer(body, dtype="<f4").astype(np.float32).reshape(-1, 32, 48, 48)
         if not np.isfinite(crops).all():
             return error(400, "the crops hold NaN or infinite values")
@@ -119,7 +136,9 @@ def create_app(
         except QueueFull:
             return error(503, "the classify queue is full; retry shortly", {"Retry-After": str(settings.retry_after_s)})
         p_nodule, p_malignant = await asyncio.wrap_future(future)
-        return JSONResponse({"p_nodule": p_nodule.tolist(), "p_malignant": p_malignant.tolist()})
+        p_malignant, size_aware = await asyncio.to_thread(service.size_aware, crops, spacing, p_malignant)
+        return JSONResponse({"p_nodule": p_nodule.tolist(), "p_malignant": p_malignant.tolist(),
+                             "size_aware": size_aware})
 
     async def detect(request: Request) -> Response:
         if (waiting := not_ready()) is not None:

@@ -131,6 +131,15 @@ class RemoteDetector:
         return {m["kind"]: m["model_id"] for m in self.info()["models"]}
 
     @property
+    def size_head(self) -> tuple[float, float, float] | None:
+        """The server's malignancy size head ``(a, b, c)`` (:mod:`engine.lesion_size`), or None."""
+        for m in self.info()["models"]:
+            if m["kind"] == "malignancy" and m.get("size_head") is not None:
+                a, b, c = (float(v) for v in m["size_head"])
+                return a, b, c
+        return None
+
+    @property
     def device(self) -> str:
         """Where the models run, e.g. ``"cpu (server http://127.0.0.1:8000)"``."""
         return f"{self.info().get('device', '?')} (server {self.url})"
@@ -218,6 +227,7 @@ class RemoteDetector:
         """
         from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
         from engine.detection.grouping import carried_probabilities, group_components, make_candidates
+        from engine.lesion_size import diameters_at, size_aware_probability
 
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
@@ -236,8 +246,13 @@ class RemoteDetector:
                 raise CancelledError()
             report(0.15 + 0.85 * first / todo.size, f"classifying {todo.size} new candidates on server {self.url}")
             rows = todo[first:first + CLASSIFY_BATCH]
-            crops = gather_crops(ct.hu, components.centers_irc[rows], CLASSIFIER_CROP).astype(np.float32)
+            centers = components.centers_irc[rows]
+            crops = gather_crops(ct.hu, centers, CLASSIFIER_CROP).astype(np.float32)
             p_nodule[rows], p_malignant[rows] = self.classify_crops(crops)
+            coefficients = self.size_head
+            if coefficients is not None:  # measured here, at each candidate's own centre, as a local detection does
+                diameters = diameters_at(ct.hu, ct.geometry.spacing_irc, centers)
+                p_malignant[rows] = size_aware_probability(coefficients, p_malignant[rows], diameters)
         candidates = make_candidates(components, ct.geometry, p_nodule, p_malignant)
         done = time.perf_counter()
         report(1.0, "done")
@@ -249,10 +264,21 @@ class RemoteDetector:
             messages=(f"re-grouped here; {todo.size} new candidate(s) classified on the server {self.url}",),
         )
 
-    def classify_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(p_nodule, p_malignant)`` float64 ``(N,)`` of HU crops ``(N, 32, 48, 48)`` (``POST /v1/classify``)."""
+    def classify_crops(
+        self, crops: np.ndarray, spacing_irc: tuple[float, float, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(p_nodule, p_malignant)`` float64 ``(N,)`` of HU crops ``(N, 32, 48, 48)`` (``POST /v1/classify``).
+
+        With the crops' voxel spacing (mm, index/row/col) a malignancy model with a
+        size head applies it, measuring each lesion at its crop's centre; without,
+        its CNN alone answers (:meth:`regroup` applies the head here, at each
+        candidate's own centre, which an edge-shifted crop does not have in its middle).
+        """
         body = np.ascontiguousarray(crops, dtype="<f4").tobytes()
-        answer = json.loads(self._call("POST", "/v1/classify", body, len(body), "application/octet-stream").decode("utf-8"))
+        path = "/v1/classify"
+        if spacing_irc is not None:
+            path += "?spacing=" + ",".join(repr(float(v)) for v in spacing_irc)
+        answer = json.loads(self._call("POST", path, body, len(body), "application/octet-stream").decode("utf-8"))
         p_nodule = np.asarray(answer["p_nodule"], dtype=np.float64)
         p_malignant = np.asarray(answer["p_malignant"], dtype=np.float64)
         if p_nodule.shape != (len(crops),) or p_malignant.shape != (len(crops),):

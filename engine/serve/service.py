@@ -12,6 +12,7 @@ import torch
 
 from engine.checkpoints import weights_sha256
 from engine.crops import CLASSIFIER_CROP, classifier_input
+from engine.lesion_size import inscribed_diameter_mm, size_aware_probability
 from engine.serve.batcher import DynamicBatcher
 from engine.serve.metrics import ServerMetrics
 from engine.serve.upload import DEFAULT_MAX_UPLOAD
@@ -45,6 +46,10 @@ class ServerSettings:
 
 class DetectorBusy(Exception):
     """Too many CT uploads are waiting for the detector."""
+
+
+def _has_size_head(model: torch.nn.Module) -> bool:
+    return getattr(model, "size_coefficients", lambda: None)() is not None
 
 
 class ModelService:
@@ -81,7 +86,8 @@ class ModelService:
             demo = _demo_model_ids()
             self.models = [
                 {"kind": kind, "model_id": detector.model_ids[kind], "sha256": weights_sha256(model.state_dict()),
-                 "demo": detector.model_ids[kind] == demo.get(kind)}
+                 "demo": detector.model_ids[kind] == demo.get(kind),
+                 **({"size_head": list(model.size_coefficients())} if _has_size_head(model) else {})}
                 for kind, model in (
                     ("segmentation", detector.segmentation),
                     ("classifier", detector.classifier),
@@ -105,6 +111,20 @@ class ModelService:
             p_nodule = detector.classifier(x)[1][:, 1].double().cpu().numpy()
             p_malignant = detector.malignancy(x)[1][:, 1].double().cpu().numpy()
         return p_nodule, p_malignant
+
+    def size_aware(
+        self, crops: np.ndarray, spacing: tuple[float, float, float] | None, p_malignant: np.ndarray
+    ) -> tuple[np.ndarray, bool]:
+        """``p_malignant`` with the malignancy model's size head applied, and whether it was.
+
+        Needs the crops' voxel spacing (``?spacing=`` of ``/v1/classify``); without
+        it, or for a model without a size head, the CNN's probabilities come back as they are.
+        """
+        coefficients = self.detector.malignancy.size_coefficients()
+        if coefficients is None or spacing is None:
+            return p_malignant, False
+        diameters = inscribed_diameter_mm(crops, spacing)
+        return size_aware_probability(coefficients, p_malignant, diameters), True
 
     def submit_detect(self, work: Callable[[], Any]) -> Future:
         """Queue a detection job (one runs at a time).

@@ -198,3 +198,30 @@ def test_calibration_reader_rewinds_to_the_first_batch() -> None:
     assert first == [4, 4, 2] and reader.get_next() is None
     reader.rewind()
     np.testing.assert_array_equal(reader.get_next()["x"], crops[:4])
+
+
+def test_a_size_head_goes_into_the_manifest_beside_the_cnn(exported, tiny_checkpoints, tmp_path: Path) -> None:
+    from engine.checkpoints import save_checkpoint
+    from engine.models.classifier import NoduleClassifier
+
+    assert "size_head" not in exported[1]["models"]["malignancy"]  # a model without one says nothing
+    source = load_checkpoint(tiny_checkpoints["malignancy"], "malignancy")
+    args = {**dict(source.model_args), "size_head": True}
+    model = NoduleClassifier(**args)
+    model.load_state_dict(source.model.state_dict(), strict=False)
+    with torch.no_grad():
+        model.size_head.weight.copy_(torch.tensor([[0.5, 2.0]]))
+        model.size_head.bias.fill_(-4.0)
+    save_checkpoint(tmp_path / "mal.pt", model, "malignancy", model_args=args)
+    request = ExportRequest(out_dir=tmp_path / "out", checkpoints={"malignancy": tmp_path / "mal.pt"},
+                            formats=("onnx",), kinds=("malignancy",))
+    manifest = export_models(request, log=lambda line: None)
+    head = manifest["models"]["malignancy"]["size_head"]
+    assert head["coefficients"] == pytest.approx([0.5, 2.0, -4.0])
+    assert "sigmoid" in head["formula"] and "ln(diameter_mm)" in head["formula"]
+    # the exported file is the CNN: the same probabilities as the model without its head
+    onnx = load_onnx_model(tmp_path / "out" / "malignancy.onnx")
+    crops = np.random.default_rng(0).uniform(-1000, 400, (3, 32, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected = source.model(torch.from_numpy(crops).clamp(-1000, 1000).unsqueeze(1))[1][:, 1].numpy()
+    np.testing.assert_allclose(onnx.positive_probability(np.clip(crops, -1000, 1000)[:, None]), expected, atol=1e-5)

@@ -94,6 +94,42 @@ def test_classify_equals_the_in_process_classifier(tiny_checkpoints) -> None:
         np.testing.assert_allclose(body["p_malignant"], expected_malignant, atol=1e-6)
 
 
+def test_classify_applies_a_size_head_given_the_spacing(tiny_checkpoints, tmp_path: Path) -> None:
+    from engine.checkpoints import load_checkpoint, save_checkpoint
+    from engine.lesion_size import inscribed_diameter_mm, size_aware_probability
+    from engine.models.classifier import NoduleClassifier
+
+    source = load_checkpoint(tiny_checkpoints["malignancy"], "malignancy")
+    args = {**dict(source.model_args), "size_head": True}
+    model = NoduleClassifier(**args)
+    model.load_state_dict(source.model.state_dict(), strict=False)
+    coefficients = (0.5, 2.0, -4.0)
+    with torch.no_grad():
+        model.size_head.weight.copy_(torch.tensor([coefficients[:2]]))
+        model.size_head.bias.fill_(coefficients[2])
+    save_checkpoint(tmp_path / "mal.pt", model, "malignancy", model_args=args)
+    with _client({**tiny_checkpoints, "malignancy": tmp_path / "mal.pt"}) as client:
+        _wait_ready(client)
+        grid = np.meshgrid(*[np.arange(n) - (n / 2 - 0.5) for n in (32, 48, 48)], indexing="ij")
+        ball = np.sqrt((grid[0] * 1.25) ** 2 + (grid[1] * 0.7) ** 2 + (grid[2] * 0.7) ** 2)
+        crops = np.stack([np.where(ball <= r, 30.0, -850.0) for r in (2.5, 6.0)]).astype("<f4")
+        models = client.get("/v1/models", headers=AUTH).json()["models"]
+        assert models[2]["size_head"] == pytest.approx(list(coefficients))
+        assert "size_head" not in models[1]
+        plain = _post_crops(client, crops).json()
+        assert plain["size_aware"] is False
+        headers = {**AUTH, "Content-Type": "application/octet-stream"}
+        aware = client.post("/v1/classify?spacing=1.25,0.7,0.7", content=crops.tobytes(), headers=headers).json()
+        assert aware["size_aware"] is True
+        assert aware["p_nodule"] == plain["p_nodule"]
+        expected = size_aware_probability(coefficients, np.array(plain["p_malignant"]),
+                                          inscribed_diameter_mm(crops, (1.25, 0.7, 0.7)))
+        np.testing.assert_allclose(aware["p_malignant"], expected, rtol=1e-9)
+        for bad in ("1,2", "0,0.7,0.7", "a,b,c", "nan,1,1"):
+            answer = client.post(f"/v1/classify?spacing={bad}", content=crops.tobytes(), headers=headers)
+            assert answer.status_code == 400 and "spacing" in answer.json()["error"]
+
+
 def test_classify_bad_bodies(tiny_checkpoints) -> None:
     with _client(tiny_checkpoints, max_crops=2) as client:
         _wait_ready(client)
