@@ -107,3 +107,14 @@ def test_the_detector_applies_the_size_head(tiny_dataset, tmp_path):
     np.testing.assert_allclose(p_cnn, alone, atol=1e-5)
     assert not np.allclose(p_malignant, p_cnn)
     assert math.isfinite(float(p_malignant.sum()))
+
+
+def test_training_from_a_model_with_a_size_head_continues_its_cnn_only():
+    from training.classifier_task import load_all_weights
+
+    model = NoduleClassifier()
+    info = load_all_weights(model, str(MODELS_DIR / "malignancy.pt"))
+    assert info["init_dropped"] == "size_head" and info["init_kind"] == "malignancy"
+    shipped = load_checkpoint(MODELS_DIR / "malignancy.pt", "malignancy").model
+    torch.testing.assert_close(model.head_linear.weight, shipped.head_linear.weight)
+    assert "init_dropped" not in load_all_weights(NoduleClassifier(), str(MODELS_DIR / "classifier.pt"))
