@@ -88,19 +88,15 @@ def detector_fingerprint(model_ids: Mapping[str, str], config: DetectorConfig) -
     """A short id of what decides the candidates: the models' weight ids and the grouping settings.
 
     Cached series made under another fingerprint are recomputed. The grouping
-    settings enter as :meth:`~engine.detection.settings.GroupingSettings.non_defaults`
-    beside the threshold and the method (which every fingerprint names since
-    ``peaks`` became the default, so a cache grouped by ``components`` when that
-    was the default is not taken for a ``peaks`` one: every earlier cache is
-    recomputed once); a setting added later and left at its default keeps the
-    fingerprints.
+    settings enter as :meth:`~engine.detection.settings.GroupingSettings.as_dict`:
+    the threshold, the method and every setting the method uses, at its default
+    or not, so a changed default (``peaks`` for ``components``, a new
+    ``smooth_mm``) never lets a cache made under the old one pass for the new.
     """
     identity = {
         "models": dict(sorted(model_ids.items())),
-        "seg_threshold": config.grouping.seg_threshold,
         "lung_region": config.lung_region,
-        **config.grouping.non_defaults(),
-        "method": config.grouping.method,
+        **config.grouping.as_dict(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -113,8 +113,8 @@ class GroupingSettings:
                          "merge mm", peaks=True),
     )
     smooth_mm: float = field(
-        default=1.0,
-        metadata=_option("peaks: Gaussian sigma in mm of the probability smoothing for the seeds (default 1)",
+        default=2.0,
+        metadata=_option("peaks: Gaussian sigma in mm of the probability smoothing for the seeds (default 2)",
                          "smoothing mm", peaks=True),
     )
     min_diameter_mm: float = field(

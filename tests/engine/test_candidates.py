@@ -5,6 +5,8 @@ asked for by name (``BOOK``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -151,11 +153,11 @@ def test_peaks_is_the_default_and_components_is_unchanged():
 def test_settings_check_the_new_fields():
     # both methods are named; peaks, the default, shows its own fields and hides the erosion it does not use
     assert GroupingSettings().describe() == (
-        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 2.00, min diameter mm 2.00"
     )
     assert PEAKS.describe() == GroupingSettings().describe()
     assert GroupingSettings(erosion="none").describe() == (
-        "threshold 0.50, erosion none, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+        "threshold 0.50, erosion none, method peaks, merge mm 5.00, smoothing mm 2.00, min diameter mm 2.00"
     )
     # components shows its erosion and hides the peaks-only fields while they are at their defaults
     assert BOOK.describe() == "threshold 0.50, erosion 3d, method components"
@@ -200,7 +202,8 @@ def test_the_candidates_are_those_of_the_per_component_implementation():
     saturated components: the same seeds, pieces, cores and merges (the spacing is exact in binary, so both
     depths agree to the bit). Two specks beside larger pieces are absorbed as fragments (23 before that rule)."""
     levels = _field(0, (12, 32, 40))
-    comps = group_components(levels, np.zeros(levels.shape, np.int16), PEAKS, (2.5, 0.75, 0.75))
+    smoothed_1mm = replace(PEAKS, smooth_mm=1.0)  # the values were recorded with 1 mm smoothing, the default then
+    comps = group_components(levels, np.zeros(levels.shape, np.int16), smoothed_1mm, (2.5, 0.75, 0.75))
     assert_array_equal(comps.voxel_counts, [31, 84, 102, 36, 11, 133, 25, 82, 13, 236, 66, 573, 128, 48, 43, 54, 54,
                                             106, 11, 24, 23])
     assert_allclose(comps.centers_irc[[0, 3, 7, 10, 13, 20]],

@@ -163,7 +163,7 @@ def test_grouping_options_follow_the_settings_fields():
     assert grouping_from_args(parser.parse_args([])).method == "peaks"
     assert grouping_from_args(parser.parse_args(["--erosion", "none"])) == GroupingSettings(erosion="none")
     assert grouping_from_args(parser.parse_args([])).describe() == (
-        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+        "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 2.00, min diameter mm 2.00"
     )
     book = grouping_from_args(parser.parse_args(["--method", "components"]))
     assert book == GroupingSettings(method="components")

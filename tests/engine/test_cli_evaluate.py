@@ -67,10 +67,15 @@ def test_fingerprint_follows_models_and_grouping_settings() -> None:
     assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(lung_region=False))
     assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(erosion="in-plane")))
     assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(merge_mm=7)))
-    # every fingerprint names the threshold and the method; other settings only when not at their defaults
+    # every fingerprint names the threshold, the method and every setting the method uses (a changed default
+    # changes it): as_dict
     before = {"models": dict(sorted(ids.items())), "seg_threshold": 0.5, "lung_region": True}
-    assert base == _sha16({**before, "method": "peaks"})
-    assert evaluate_command.detector_fingerprint(ids, lower) == _sha16({**before, "seg_threshold": 0.4, "method": "peaks"})
+    peaks_fields = {"merge_mm": 5.0, "smooth_mm": 2.0, "min_diameter_mm": 2.0}
+    assert base == _sha16({**before, "method": "peaks", **peaks_fields})
+    assert evaluate_command.detector_fingerprint(ids, lower) == _sha16(
+        {**before, "seg_threshold": 0.4, "method": "peaks", **peaks_fields})
+    # the smoothing's old default (1 mm) is another fingerprint than today's (2 mm)
+    assert base != evaluate_command.detector_fingerprint(ids, DetectorConfig(grouping=GroupingSettings(smooth_mm=1.0)))
     book_in_plane = DetectorConfig(grouping=GroupingSettings(erosion="in-plane", method="components"))
     assert evaluate_command.detector_fingerprint(ids, book_in_plane) == _sha16(
         {**before, "erosion": "in-plane", "method": "components"}

@@ -95,15 +95,15 @@ def test_grouping_settings_fingerprint_fields_and_words() -> None:
     assert default.non_defaults() == {}
     assert GroupingSettings(erosion="in-plane").non_defaults() == {"erosion": "in-plane"}
     assert GroupingSettings(0.25, "none").non_defaults() == {"seg_threshold": 0.25, "erosion": "none"}
-    peaks_fields = {"merge_mm": 5.0, "smooth_mm": 1.0, "min_diameter_mm": 2.0}
+    peaks_fields = {"merge_mm": 5.0, "smooth_mm": 2.0, "min_diameter_mm": 2.0}
     assert default.as_dict() == {"seg_threshold": 0.5, "method": "peaks", **peaks_fields}  # no erosion: peaks has none
     assert GroupingSettings(0.25, "none").as_dict() == {
         "seg_threshold": 0.25, "erosion": "none", "method": "peaks", **peaks_fields,  # shown: not at its default
     }
     assert list(default.as_dict()) == ["seg_threshold", "method", "merge_mm", "smooth_mm", "min_diameter_mm"]
-    assert default.describe() == "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+    assert default.describe() == "threshold 0.50, method peaks, merge mm 5.00, smoothing mm 2.00, min diameter mm 2.00"
     assert GroupingSettings(0.333, "in-plane").describe() == (
-        "threshold 0.33, erosion in-plane, method peaks, merge mm 5.00, smoothing mm 1.00, min diameter mm 2.00"
+        "threshold 0.33, erosion in-plane, method peaks, merge mm 5.00, smoothing mm 2.00, min diameter mm 2.00"
     )
     # components, asked for by name: named in all three, the peaks-only fields left out while at their defaults
     book = GroupingSettings(0.25, "none", method="components")
@@ -163,11 +163,12 @@ def test_a_dict_without_a_method_is_the_components_grouping() -> None:
     # a record that names peaks (written in either era) stays peaks
     old_peaks = {"seg_threshold": 0.5, "erosion": "3d", "method": "peaks", "merge_mm": 5.0, "smooth_mm": 1.0,
                  "min_diameter_mm": 2.0}
-    assert GroupingSettings.from_dict(old_peaks) == GroupingSettings(method="peaks")
+    assert GroupingSettings.from_dict(old_peaks) == GroupingSettings(method="peaks", smooth_mm=1.0)  # its own smoothing
     # a record of the short while peaks was the default without its name: its fields, at their defaults, say peaks
     unnamed_peaks = {"seg_threshold": 0.5, "erosion": "3d", "merge_mm": 5.0, "smooth_mm": 1.0, "min_diameter_mm": 2.0}
-    assert GroupingSettings.from_dict(unnamed_peaks) == GroupingSettings(method="peaks")
-    assert GroupingSettings.from_dict({**unnamed_peaks, "merge_mm": 7.0}) == GroupingSettings(method="peaks", merge_mm=7.0)
+    assert GroupingSettings.from_dict(unnamed_peaks) == GroupingSettings(method="peaks", smooth_mm=1.0)
+    assert GroupingSettings.from_dict({**unnamed_peaks, "merge_mm": 7.0}) == GroupingSettings(
+        method="peaks", merge_mm=7.0, smooth_mm=1.0)
     # bad records are refused as the constructor refuses them
     with pytest.raises(ValueError, match="unknown grouping method"):
         GroupingSettings.from_dict({"seg_threshold": 0.5, "method": "watershed"})
