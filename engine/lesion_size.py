@@ -108,8 +108,13 @@ def diameters_at(hu: np.ndarray, spacing_irc: Sequence[float], centers_irc: np.n
         centers_irc: ``(N, 3)`` centres in voxels (index, row, col).
     """
     centers = np.asarray(centers_irc, dtype=np.float64).reshape(-1, 3)
-    crops = gather_crops(hu, centers, CLASSIFIER_CROP)
-    return inscribed_diameter_mm(crops, spacing_irc, centers - crop_starts(centers, CLASSIFIER_CROP, hu.shape))
+    inside = centers - crop_starts(centers, CLASSIFIER_CROP, hu.shape)
+    out = np.empty(len(centers), dtype=np.float64)
+    for start in range(0, len(centers), CHUNK):  # crops cut a chunk at a time, not all at once
+        stop = min(len(centers), start + CHUNK)
+        crops = gather_crops(hu, centers[start:stop], CLASSIFIER_CROP)
+        out[start:stop] = inscribed_diameter_mm(crops, spacing_irc, inside[start:stop])
+    return out
 
 
 def _diameters(crops: np.ndarray, centers: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -151,3 +156,19 @@ def size_aware_probability(coefficients: Sequence[float], p_cnn: np.ndarray, dia
     a, b, c = (float(v) for v in coefficients)
     z = a * logit(p_cnn) + b * np.log(np.maximum(np.asarray(diameter_mm, dtype=np.float64), MIN_DIAMETER_MM)) + c
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def size_aware_at(
+    coefficients: Sequence[float] | None,
+    p_cnn: np.ndarray,
+    hu: np.ndarray,
+    spacing_irc: Sequence[float],
+    centers_irc: np.ndarray,
+) -> np.ndarray:
+    """A malignancy model's size head (``size_coefficients()``) applied at the candidates' centres.
+
+    ``p_cnn`` unchanged when ``coefficients`` is None (no size head) or there are no candidates.
+    """
+    if coefficients is None or len(p_cnn) == 0:
+        return p_cnn
+    return size_aware_probability(coefficients, p_cnn, diameters_at(hu, spacing_irc, centers_irc))

@@ -25,7 +25,7 @@ from scipy import ndimage
 from torch import nn
 
 from engine.io.volume import CtVolume
-from engine.lesion_size import diameters_at, size_aware_probability
+from engine.lesion_size import size_aware_at
 
 #: Slices per segmentation batch and crops per classification batch, as in the book.
 BOOK_BATCH = 4
@@ -119,11 +119,8 @@ def classify_book_style(
             _, prob_mal = malignancy(batch)
             p_nodule[first : first + len(chunk)] = prob[:, 1].float().cpu().numpy()
             p_malignant[first : first + len(chunk)] = prob_mal[:, 1].float().cpu().numpy()
-    coefficients = getattr(malignancy, "size_coefficients", lambda: None)()
-    if coefficients is not None and len(centers_irc):  # the malignancy model's size head, as the detector applies it
-        p_malignant = size_aware_probability(coefficients, p_malignant,
-                                             diameters_at(ct.hu, ct.geometry.spacing_irc, centers_irc))
-    return p_nodule, p_malignant
+    coefficients = getattr(malignancy, "size_coefficients", lambda: None)()  # the size head, as the detector applies it
+    return p_nodule, size_aware_at(coefficients, p_malignant, ct.hu, ct.geometry.spacing_irc, centers_irc)
 
 
 def detect_book_style(

@@ -36,7 +36,7 @@ from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
 from engine.geometry import xyz_to_irc_continuous
 from engine.io.volume import CtVolume
-from engine.lesion_size import diameters_at, size_aware_probability
+from engine.lesion_size import size_aware_at
 from engine.models.classifier import NoduleClassifier
 from engine.models.folded import FoldedSegmentation, can_fold
 from engine.models.segmentation import SegmentationModel
@@ -380,13 +380,11 @@ class Detector:
     def _size_aware(self, run: _Run, centers_irc: np.ndarray, p_cnn: np.ndarray) -> np.ndarray:
         """The malignancy model's size head applied to its CNN's ``p_cnn`` (unchanged without one);
         its time is added to the malignancy stage's."""
-        coefficients = self.malignancy.size_coefficients()
-        if coefficients is None or len(centers_irc) == 0:
-            return p_cnn
         began = time.perf_counter()
-        diameters = diameters_at(run.ct.hu, run.ct.geometry.spacing_irc, centers_irc)
+        ct = run.ct
+        p = size_aware_at(self.malignancy.size_coefficients(), p_cnn, ct.hu, ct.geometry.spacing_irc, centers_irc)
         run.timings["malignancy"] = run.timings.get("malignancy", 0.0) + time.perf_counter() - began
-        return size_aware_probability(coefficients, p_cnn, diameters)
+        return p
 
     def stage_streams(self, device: torch.device, stage: str) -> int:
         """Batches the torch ``stage`` runs at once on ``device`` (:attr:`DetectorConfig.cpu_streams`)."""

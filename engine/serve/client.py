@@ -227,7 +227,7 @@ class RemoteDetector:
         """
         from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
         from engine.detection.grouping import carried_probabilities, group_components, make_candidates
-        from engine.lesion_size import diameters_at, size_aware_probability
+        from engine.lesion_size import size_aware_at
 
         if tuple(result.shape) != ct.shape:
             raise ValueError(f"the result is for a {result.shape} volume, the CT is {ct.shape}")
@@ -249,10 +249,8 @@ class RemoteDetector:
             centers = components.centers_irc[rows]
             crops = gather_crops(ct.hu, centers, CLASSIFIER_CROP).astype(np.float32)
             p_nodule[rows], p_malignant[rows] = self.classify_crops(crops)
-            coefficients = self.size_head
-            if coefficients is not None:  # measured here, at each candidate's own centre, as a local detection does
-                diameters = diameters_at(ct.hu, ct.geometry.spacing_irc, centers)
-                p_malignant[rows] = size_aware_probability(coefficients, p_malignant[rows], diameters)
+            # the size head measured here, at each candidate's own centre, as a local detection does
+            p_malignant[rows] = size_aware_at(self.size_head, p_malignant[rows], ct.hu, ct.geometry.spacing_irc, centers)
         candidates = make_candidates(components, ct.geometry, p_nodule, p_malignant)
         done = time.perf_counter()
         report(1.0, "done")
