@@ -176,10 +176,10 @@ class GroupingSettings:
         return cls(**values)
 
     def non_defaults(self) -> dict[str, Any]:
-        """The settings that differ from their defaults, by field name.
+        """The settings that differ from their defaults, by field name (what a user changed).
 
-        The evaluation cache's fingerprint adds these, so a new option left at its
-        default keeps the fingerprints (and caches) made before it existed.
+        Not an identity: a changed default changes what it leaves out, so the
+        evaluation cache's fingerprint uses :meth:`as_dict` instead.
         """
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
