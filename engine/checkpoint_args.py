@@ -33,7 +33,7 @@ _SEGMENTATION = {
 }
 ARGUMENT_RULES: dict[str, dict[str, tuple[type, Any, Any]]] = {
     "segmentation": _SEGMENTATION,
-    "classifier": _CLASSIFIER,
+    "classifier": {**_CLASSIFIER, "shape_head": (bool, None, None)},
     "malignancy": {**_CLASSIFIER, "size_head": (bool, None, None)},
 }
 
@@ -111,7 +111,10 @@ def estimated_parameters(kind: str, model_args: Mapping[str, Any]) -> int:
     for width in (c, 2 * c, 4 * c, 8 * c):
         total += 27 * channels * width + width + 27 * width * width + width
         channels = width
-    return total + channels * _POOLED_VOXELS * 2 + 2 + (3 if model_args.get("size_head") else 0)
+    from engine.lesion_shape import INPUT_NAMES
+
+    heads = (3 if model_args.get("size_head") else 0) + (len(INPUT_NAMES) + 1 if model_args.get("shape_head") else 0)
+    return total + channels * _POOLED_VOXELS * 2 + 2 + heads
 
 
 def _unet_parameters(in_channels: int, n_classes: int, depth: int, wf: int) -> int:

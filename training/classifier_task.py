@@ -80,14 +80,16 @@ def load_all_weights(model: nn.Module, path: str) -> dict[str, Any]:
     source = load_checkpoint(path, map_location="cpu")
     if source.kind == "segmentation":
         raise CheckpointKindError("holds a segmentation model; --init needs a classifier checkpoint", path)
-    # a malignancy model's size head is fitted to its CNN (training size-head); training changes the CNN,
-    # so the head is left behind and must be fitted again on the result
-    state = {k: v for k, v in source.model.state_dict().items() if not k.startswith("size_head.")}
+    # a model's size or shape head is fitted to its CNN (training size-head / shape-head); training changes
+    # the CNN, so the head is left behind and must be fitted again on the result
+    heads = ("size_head.", "shape_head.")
+    state = {k: v for k, v in source.model.state_dict().items() if not k.startswith(heads)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointShapeError(f"does not fit the classifier: {str(exc).splitlines()[0]}", path) from None
-    dropped = {"init_dropped": "size_head"} if len(state) < len(source.model.state_dict()) else {}
+    left = sorted({k.split(".")[0] for k in source.model.state_dict() if k.startswith(heads)})
+    dropped = {"init_dropped": ",".join(left)} if left else {}
     return {"init": str(path), "init_id": source.model_id, "init_kind": source.kind, **dropped}
 
 

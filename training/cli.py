@@ -95,13 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for kind in TRAIN_KINDS:
         _add_training_options(sub.add_parser(kind, help=f"train the {kind} model", epilog=_EPILOG))
-    from training import bench, mine, prepcache_command, release, size_head
+    from training import bench, mine, prepcache_command, release, shape_head, size_head
 
     prepcache_command.add_arguments(sub.add_parser("prepcache", help=prepcache_command.DESCRIPTION, epilog=_EPILOG))
     bench.add_arguments(sub.add_parser("bench", help=bench.DESCRIPTION, epilog=_EPILOG))
     release.add_arguments(sub.add_parser("release", help=release.DESCRIPTION, epilog=_EPILOG))
     mine.add_arguments(sub.add_parser("mine-negatives", help=mine.DESCRIPTION, epilog=_EPILOG))
     size_head.add_arguments(sub.add_parser("size-head", help=size_head.DESCRIPTION, epilog=_EPILOG))
+    shape_head.add_arguments(sub.add_parser("shape-head", help=shape_head.DESCRIPTION, epilog=_EPILOG))
     return parser
 
 
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         from training import size_head
 
         return size_head.run(args)
+    if args.command == "shape-head":
+        from training import shape_head
+
+        return shape_head.run(args)
     from engine.errors import EngineError
     from training.runner import EXIT_BAD_INPUT, run_training
 

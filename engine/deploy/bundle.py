@@ -169,6 +169,7 @@ def _export_one(
         "interface": spec.to_json(multiple),
         "files": files,
         **_size_head(checkpoint.model),
+        **_shape_head(checkpoint.model),
     }
 
 
@@ -183,6 +184,26 @@ def _size_head(model: nn.Module) -> dict[str, Any]:
         "diameter_mm": "the inscribed diameter at -700 HU of the crop's lesion "
                        "(engine.lesion_size.inscribed_diameter_mm; needs the voxel spacing)",
         "note": "the exported files give p_cnn; apply this to get the detector's p_malignant",
+    }}
+
+
+def _shape_head(model: nn.Module) -> dict[str, Any]:
+    """The nodule classifier's shape head, which the exported files (the CNN alone) leave to their user."""
+    from engine.lesion_shape import INPUT_NAMES, SIGMAS_MM
+
+    coefficients = getattr(model, "shape_coefficients", lambda: None)()
+    if coefficients is None:
+        return {}
+    return {"shape_head": {
+        "coefficients": list(coefficients),
+        "inputs": list(INPUT_NAMES),
+        "formula": "p_nodule = sigmoid(sum(w_i * input_i) + c), (*w, c) = coefficients, inputs in that order",
+        "inputs_note": "logit of the CNN's p; at the candidate's centre in its crop, for sigma in "
+                       f"{list(SIGMAS_MM)} mm: the ascending eigenvalues of sigma^2 times the Hessian of the "
+                       "Gaussian-smoothed (HU + 1000), outside the crop 0, and the smoothed HU; ln of the "
+                       "equivalent-sphere diameter (mm) and of the voxel count of the candidate's segmented "
+                       "region (engine.lesion_shape)",
+        "note": "the exported files give p_cnn; apply this to a grouped candidate to get the detector's p_nodule",
     }}
 
 

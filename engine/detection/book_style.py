@@ -10,7 +10,10 @@ cut on the host one at a time and classified four per batch, the nodule and
 the malignancy model on the same batch.
 
 It runs the same model objects as our :class:`~engine.detection.Detector`, so
-the ratio of the two is the pipeline's, not the weights'. It is not used for
+the ratio of the two is the pipeline's, not the weights'. It applies the
+malignancy model's size head as the detector does, but not the nodule
+classifier's shape head (the book's grouping gives centres, not the region
+sizes the head needs): its ``p_nodule`` is the CNN's. It is not used for
 detection anywhere else.
 """
 

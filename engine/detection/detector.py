@@ -36,6 +36,7 @@ from engine.detection.weights import checkpoint_paths
 from engine.devices import PrecisionPolicy, cpu_threads, precision_policy, resolve_device
 from engine.geometry import xyz_to_irc_continuous
 from engine.io.volume import CtVolume
+from engine.lesion_shape import shape_aware_at
 from engine.lesion_size import size_aware_at
 from engine.models.classifier import NoduleClassifier
 from engine.models.folded import FoldedSegmentation, can_fold
@@ -300,16 +301,23 @@ class Detector:
     def _classify(self, run: _Run, components: Components, previous: DetectionResult | None) -> tuple[Candidate, ...]:
         ct = run.ct
         starts = crop_starts(components.centers_irc, CLASSIFIER_CROP, ct.shape)
-        p_nodule, p_malignant = carried_probabilities(previous, starts, CLASSIFIER_CROP)
+        # with a shape head, p_nodule also depends on the region: carried only for the same crop and region
+        counts = components.voxel_counts if self.classifier.shape_coefficients() is not None else None
+        p_nodule, p_malignant = carried_probabilities(previous, starts, CLASSIFIER_CROP, counts)
         todo = np.flatnonzero(np.isnan(p_nodule))
-        p_nodule[todo], p_malignant[todo] = self._classify_starts(run, starts[todo], components.centers_irc[todo])
+        p_nodule[todo], p_malignant[todo] = self._classify_starts(
+            run, starts[todo], components.centers_irc[todo], components.voxel_counts[todo]
+        )
         return make_candidates(components, ct.geometry, p_nodule, p_malignant)
 
-    def _classify_starts(self, run: _Run, starts: np.ndarray, centers_irc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _classify_starts(
+        self, run: _Run, starts: np.ndarray, centers_irc: np.ndarray, voxel_counts: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Both probabilities for crops at ``starts`` (N, 3) around ``centers_irc`` (N, 3); identical
-        crops are classified once (the size head, if any, measures each candidate at its own centre)."""
+        crops are classified once (the heads, if any, measure each candidate at its own centre; the
+        shape head needs the candidates' region sizes ``voxel_counts``: None for points)."""
         p_nodule, p_malignant = self._classify_unique(run, starts)
-        return p_nodule, self._size_aware(run, centers_irc, p_malignant)
+        return self._shape_aware(run, centers_irc, voxel_counts, p_nodule), self._size_aware(run, centers_irc, p_malignant)
 
     def _classify_unique(self, run: _Run, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts, inverse = np.unique(starts, axis=0, return_inverse=True)
@@ -384,6 +392,19 @@ class Detector:
         ct = run.ct
         p = size_aware_at(self.malignancy.size_coefficients(), p_cnn, ct.hu, ct.geometry.spacing_irc, centers_irc)
         run.timings["malignancy"] = run.timings.get("malignancy", 0.0) + time.perf_counter() - began
+        return p
+
+    def _shape_aware(
+        self, run: _Run, centers_irc: np.ndarray, voxel_counts: np.ndarray | None, p_cnn: np.ndarray
+    ) -> np.ndarray:
+        """The nodule classifier's shape head applied to its CNN's ``p_cnn`` (unchanged without one,
+        or for points); its time is added to the classification stage's."""
+        began = time.perf_counter()
+        ct = run.ct
+        p = shape_aware_at(
+            self.classifier.shape_coefficients(), p_cnn, ct.hu, ct.geometry.spacing_irc, centers_irc, voxel_counts
+        )
+        run.timings["classification"] = run.timings.get("classification", 0.0) + time.perf_counter() - began
         return p
 
     def stage_streams(self, device: torch.device, stage: str) -> int:

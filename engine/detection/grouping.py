@@ -232,7 +232,10 @@ def equivalent_diameter_mm(voxel_counts: np.ndarray, spacing_irc: tuple[float, f
 
 
 def carried_probabilities(
-    previous: DetectionResult | None, starts: np.ndarray, crop_shape: tuple[int, int, int]
+    previous: DetectionResult | None,
+    starts: np.ndarray,
+    crop_shape: tuple[int, int, int],
+    voxel_counts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities a re-grouping can keep: those of ``previous``'s candidates whose crop is the same.
 
@@ -240,6 +243,9 @@ def carried_probabilities(
         previous: The result being re-grouped (None: nothing is known).
         starts: ``(N, 3)`` int crop starts of the new candidates.
         crop_shape: The classifier crop, to place ``previous``'s crops the same way.
+        voxel_counts: ``(N,)`` region sizes of the new candidates: when given, a
+            probability is kept only if the region's size is the same too (a
+            classifier with a shape head uses it).
 
     Returns:
         ``(p_nodule, p_malignant)`` float64 ``(N,)``; NaN where the crop is new and must be classified.
@@ -251,13 +257,19 @@ def carried_probabilities(
     if previous is None or not previous.candidates or n == 0:
         return p_nodule, p_malignant
     old = np.array([c.center_irc for c in previous.candidates])
+    sized = voxel_counts is not None
+
+    def key(start: list[int], count: int) -> tuple[int, ...]:
+        return (*start, count) if sized else tuple(start)
+
     known = {
-        tuple(s): (c.p_nodule, c.p_malignant)
+        key(s, c.voxel_count): (c.p_nodule, c.p_malignant)
         for s, c in zip(crop_starts(old, crop_shape, previous.shape).tolist(), previous.candidates)
     }
-    for i, start in enumerate(np.asarray(starts).tolist()):
-        if tuple(start) in known:
-            p_nodule[i], p_malignant[i] = known[tuple(start)]
+    counts = np.asarray(voxel_counts).tolist() if sized else [0] * n
+    for i, (start, count) in enumerate(zip(np.asarray(starts).tolist(), counts)):
+        if key(start, int(count)) in known:
+            p_nodule[i], p_malignant[i] = known[key(start, int(count))]
     return p_nodule, p_malignant
 
 

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from engine.lesion_shape import INPUT_NAMES as SHAPE_INPUTS
+
 #: Crop size the classifier is built for, in voxels (index, row, col).
 CROP_SHAPE: tuple[int, int, int] = (32, 48, 48)
 
@@ -26,6 +28,13 @@ class ConvBlock3d(nn.Module):
         self.conv2 = nn.Conv3d(out_channels, out_channels, kernel_size=3, padding=1, bias=True)
         self.relu2 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(2, 2)
+
+    def shape_coefficients(self) -> tuple[float, ...] | None:
+        """``(*w, c)`` of :func:`engine.lesion_shape.shape_aware_probability`, or None without a shape head."""
+        if self.shape_head is None:
+            return None
+        w = self.shape_head.weight.detach().double().cpu().reshape(-1).tolist()
+        return (*w, float(self.shape_head.bias.detach().double().cpu().reshape(-1)[0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, D, H, W)`` → ``(N, C_out, D/2, H/2, W/2)``."""
@@ -52,12 +61,20 @@ class NoduleClassifier(nn.Module):
             It starts as the identity on the CNN's logit. ``forward`` stays the
             CNN alone (the crop cannot tell the size in mm); callers apply
             :meth:`size_coefficients`.
+        shape_head: Add :attr:`shape_head`, a ``Linear(k, 1)`` over the
+            :data:`engine.lesion_shape.INPUT_NAMES` (the CNN's logit, Hessian
+            shape features of the crop and the size of the candidate's segmented
+            region) that gives a shape-aware logit (nodule classifiers). It
+            starts as the identity on the CNN's logit; ``forward`` stays the CNN
+            alone; callers apply :meth:`shape_coefficients`.
     """
 
     #: Children applied in order before the head; a fine-tuned copy often shares a prefix of them.
     TRUNK: tuple[str, ...] = ("tail_batchnorm", "block1", "block2", "block3", "block4")
 
-    def __init__(self, in_channels: int = 1, conv_channels: int = 8, size_head: bool = False) -> None:
+    def __init__(
+        self, in_channels: int = 1, conv_channels: int = 8, size_head: bool = False, shape_head: bool = False
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.conv_channels = conv_channels
@@ -71,6 +88,7 @@ class NoduleClassifier(nn.Module):
         self.head_linear = nn.Linear(8 * c * math.prod(pooled), 2)
         self.head_softmax = nn.Softmax(dim=1)
         self.size_head: nn.Linear | None = nn.Linear(2, 1) if size_head else None
+        self.shape_head: nn.Linear | None = nn.Linear(len(SHAPE_INPUTS), 1) if shape_head else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -86,6 +104,11 @@ class NoduleClassifier(nn.Module):
             with torch.no_grad():
                 self.size_head.weight.copy_(torch.tensor([[1.0, 0.0]]))
                 self.size_head.bias.zero_()
+        if self.shape_head is not None:
+            with torch.no_grad():
+                self.shape_head.weight.zero_()
+                self.shape_head.weight[0, 0] = 1.0
+                self.shape_head.bias.zero_()
 
     def size_coefficients(self) -> tuple[float, float, float] | None:
         """``(a, b, c)`` of :func:`engine.lesion_size.size_aware_probability`, or None without a size head."""
@@ -93,6 +116,13 @@ class NoduleClassifier(nn.Module):
             return None
         w = self.size_head.weight.detach().double().cpu().reshape(-1)
         return float(w[0]), float(w[1]), float(self.size_head.bias.detach().double().cpu().reshape(-1)[0])
+
+    def shape_coefficients(self) -> tuple[float, ...] | None:
+        """``(*w, c)`` of :func:`engine.lesion_shape.shape_aware_probability`, or None without a shape head."""
+        if self.shape_head is None:
+            return None
+        w = self.shape_head.weight.detach().double().cpu().reshape(-1).tolist()
+        return (*w, float(self.shape_head.bias.detach().double().cpu().reshape(-1)[0]))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Classify a batch of crops.

@@ -140,6 +140,14 @@ class RemoteDetector:
         return None
 
     @property
+    def shape_head(self) -> tuple[float, ...] | None:
+        """The server's nodule classifier's shape head (:mod:`engine.lesion_shape`), or None."""
+        for m in self.info()["models"]:
+            if m["kind"] == "classifier" and m.get("shape_head") is not None:
+                return tuple(float(v) for v in m["shape_head"])
+        return None
+
+    @property
     def device(self) -> str:
         """Where the models run, e.g. ``"cpu (server http://127.0.0.1:8000)"``."""
         return f"{self.info().get('device', '?')} (server {self.url})"
@@ -227,6 +235,7 @@ class RemoteDetector:
         """
         from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
         from engine.detection.grouping import carried_probabilities, group_components, make_candidates
+        from engine.lesion_shape import shape_aware_at
         from engine.lesion_size import size_aware_at
 
         if tuple(result.shape) != ct.shape:
@@ -239,7 +248,9 @@ class RemoteDetector:
         components = group_components(result.seg_probability, ct.hu, grouping, ct.geometry.spacing_irc)
         grouped = time.perf_counter()
         starts = crop_starts(components.centers_irc, CLASSIFIER_CROP, ct.shape)
-        p_nodule, p_malignant = carried_probabilities(result, starts, CLASSIFIER_CROP)
+        shape_head = self.shape_head
+        counts = components.voxel_counts if shape_head is not None else None
+        p_nodule, p_malignant = carried_probabilities(result, starts, CLASSIFIER_CROP, counts)
         todo = np.flatnonzero(np.isnan(p_nodule))
         for first in range(0, todo.size, CLASSIFY_BATCH):
             if cancelled is not None and cancelled():
@@ -249,8 +260,10 @@ class RemoteDetector:
             centers = components.centers_irc[rows]
             crops = gather_crops(ct.hu, centers, CLASSIFIER_CROP).astype(np.float32)
             p_nodule[rows], p_malignant[rows] = self.classify_crops(crops)
-            # the size head measured here, at each candidate's own centre, as a local detection does
-            p_malignant[rows] = size_aware_at(self.size_head, p_malignant[rows], ct.hu, ct.geometry.spacing_irc, centers)
+            # the heads measured here, at each candidate's own centre and region, as a local detection does
+            spacing = ct.geometry.spacing_irc
+            p_nodule[rows] = shape_aware_at(shape_head, p_nodule[rows], ct.hu, spacing, centers, components.voxel_counts[rows])
+            p_malignant[rows] = size_aware_at(self.size_head, p_malignant[rows], ct.hu, spacing, centers)
         candidates = make_candidates(components, ct.geometry, p_nodule, p_malignant)
         done = time.perf_counter()
         report(1.0, "done")

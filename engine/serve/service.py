@@ -48,8 +48,14 @@ class DetectorBusy(Exception):
     """Too many CT uploads are waiting for the detector."""
 
 
-def _has_size_head(model: torch.nn.Module) -> bool:
-    return getattr(model, "size_coefficients", lambda: None)() is not None
+def _heads(model: torch.nn.Module) -> dict[str, list[float]]:
+    """The model's size and shape heads' coefficients, for ``/v1/models`` (the clients apply them)."""
+    heads = {}
+    for name in ("size", "shape"):
+        coefficients = getattr(model, f"{name}_coefficients", lambda: None)()
+        if coefficients is not None:
+            heads[f"{name}_head"] = list(coefficients)
+    return heads
 
 
 class ModelService:
@@ -87,7 +93,7 @@ class ModelService:
             self.models = [
                 {"kind": kind, "model_id": detector.model_ids[kind], "sha256": weights_sha256(model.state_dict()),
                  "demo": detector.model_ids[kind] == demo.get(kind),
-                 **({"size_head": list(model.size_coefficients())} if _has_size_head(model) else {})}
+                 **_heads(model)}
                 for kind, model in (
                     ("segmentation", detector.segmentation),
                     ("classifier", detector.classifier),

@@ -109,7 +109,7 @@ def test_the_detector_applies_the_size_head(tiny_dataset, tmp_path):
     assert math.isfinite(float(p_malignant.sum()))
 
 
-def test_training_from_a_model_with_a_size_head_continues_its_cnn_only():
+def test_training_from_a_model_with_a_size_head_continues_its_cnn_only(tmp_path):
     from training.classifier_task import load_all_weights
 
     model = NoduleClassifier()
@@ -117,4 +117,7 @@ def test_training_from_a_model_with_a_size_head_continues_its_cnn_only():
     assert info["init_dropped"] == "size_head" and info["init_kind"] == "malignancy"
     shipped = load_checkpoint(MODELS_DIR / "malignancy.pt", "malignancy").model
     torch.testing.assert_close(model.head_linear.weight, shipped.head_linear.weight)
-    assert "init_dropped" not in load_all_weights(NoduleClassifier(), str(MODELS_DIR / "classifier.pt"))
+    # the shipped classifier has a shape head, which is dropped the same way; a plain CNN drops nothing
+    assert load_all_weights(NoduleClassifier(), str(MODELS_DIR / "classifier.pt"))["init_dropped"] == "shape_head"
+    save_checkpoint(tmp_path / "plain.pt", NoduleClassifier(), "classifier", model_args={})
+    assert "init_dropped" not in load_all_weights(NoduleClassifier(), str(tmp_path / "plain.pt"))

@@ -225,3 +225,18 @@ def test_a_size_head_goes_into_the_manifest_beside_the_cnn(exported, tiny_checkp
     with torch.no_grad():
         expected = source.model(torch.from_numpy(crops).clamp(-1000, 1000).unsqueeze(1))[1][:, 1].numpy()
     np.testing.assert_allclose(onnx.positive_probability(np.clip(crops, -1000, 1000)[:, None]), expected, atol=1e-5)
+
+
+def test_a_shape_head_goes_into_the_manifest_with_its_inputs() -> None:
+    from engine.deploy.bundle import _shape_head
+    from engine.lesion_shape import INPUT_NAMES
+    from engine.models.classifier import NoduleClassifier
+
+    assert _shape_head(NoduleClassifier()) == {}  # a model without one says nothing
+    model = NoduleClassifier(shape_head=True)
+    with torch.no_grad():
+        model.shape_head.bias.fill_(-2.0)
+    head = _shape_head(model)["shape_head"]
+    assert head["inputs"] == list(INPUT_NAMES)
+    assert head["coefficients"] == pytest.approx([1.0] + [0.0] * (len(INPUT_NAMES) - 1) + [-2.0])
+    assert "sigmoid" in head["formula"] and "segmented region" in head["inputs_note"]

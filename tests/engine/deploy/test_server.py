@@ -108,16 +108,28 @@ def test_classify_applies_a_size_head_given_the_spacing(tiny_checkpoints, tmp_pa
         model.size_head.weight.copy_(torch.tensor([coefficients[:2]]))
         model.size_head.bias.fill_(coefficients[2])
     save_checkpoint(tmp_path / "mal.pt", model, "malignancy", model_args=args)
-    with _client({**tiny_checkpoints, "malignancy": tmp_path / "mal.pt"}) as client:
+    classifier = load_checkpoint(tiny_checkpoints["classifier"], "classifier")
+    shape_args = {**dict(classifier.model_args), "shape_head": True}
+    shaped = NoduleClassifier(**shape_args)
+    shaped.load_state_dict(classifier.model.state_dict(), strict=False)
+    with torch.no_grad():
+        shaped.shape_head.bias.fill_(3.0)
+    save_checkpoint(tmp_path / "cls.pt", shaped, "classifier", model_args=shape_args)
+    with _client({**tiny_checkpoints, "malignancy": tmp_path / "mal.pt", "classifier": tmp_path / "cls.pt"}) as client:
         _wait_ready(client)
         grid = np.meshgrid(*[np.arange(n) - (n / 2 - 0.5) for n in (32, 48, 48)], indexing="ij")
         ball = np.sqrt((grid[0] * 1.25) ** 2 + (grid[1] * 0.7) ** 2 + (grid[2] * 0.7) ** 2)
         crops = np.stack([np.where(ball <= r, 30.0, -850.0) for r in (2.5, 6.0)]).astype("<f4")
         models = client.get("/v1/models", headers=AUTH).json()["models"]
         assert models[2]["size_head"] == pytest.approx(list(coefficients))
-        assert "size_head" not in models[1]
+        assert "size_head" not in models[1] and "shape_head" not in models[2]
+        # the shape head needs a grouped candidate's region: listed for clients, not applied to bare crops
+        assert models[1]["shape_head"] == pytest.approx(list(shaped.shape_coefficients()))
         plain = _post_crops(client, crops).json()
         assert plain["size_aware"] is False
+        with torch.no_grad():
+            cnn = client.app.state.service.detector.classifier(torch.from_numpy(crops).unsqueeze(1))[1][:, 1].numpy()
+        np.testing.assert_allclose(plain["p_nodule"], cnn, atol=1e-6)
         headers = {**AUTH, "Content-Type": "application/octet-stream"}
         aware = client.post("/v1/classify?spacing=1.25,0.7,0.7", content=crops.tobytes(), headers=headers).json()
         assert aware["size_aware"] is True
