@@ -9,8 +9,8 @@ of issue 16 (channels-last layouts, ONNX backend, batch sizes, CPU streams: the
 code at commit e64a238), so ``tests/engine/test_detector_fixture.py`` proved
 those changes kept the findings; it was written again for issue 14, when the
 default grouping became ``peaks`` and the classifier's stage-4 weights shipped, and once more when the
-malignancy model got its size head (``p_malignant`` changes; the grouping settings now name their method), and when the peaks smoothing
-became 2 mm. Regenerate it only when a change is meant to
+malignancy model got its size head (``p_malignant`` changes; the grouping settings now name their method), when the peaks smoothing
+became 2 mm, and when the nodule classifier got its shape head (``p_nodule`` changes). Regenerate it only when a change is meant to
 alter the findings (new weights, another grouping), and say so in the commit.
 
 The phantom itself is stored (``detection_fixture_phantom.npz``, 1.7 MB), not
