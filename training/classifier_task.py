@@ -60,7 +60,8 @@ def load_backbone(model: nn.Module, path: str) -> dict[str, Any]:
     if source.kind == "segmentation":
         raise CheckpointKindError("holds a segmentation model; fine-tuning needs a classifier checkpoint", path)
     head = parameterised_children(model)[-1]
-    state = {k: v for k, v in source.model.state_dict().items() if k.split(".")[0] != head}
+    # a size or shape head belongs to the source's CNN head (fitted to it), so it goes with it
+    state = {k: v for k, v in source.model.state_dict().items() if k.split(".")[0] not in (head, "size_head", "shape_head")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(k.split(".")[0] != head for k in missing):
         raise CheckpointShapeError(f"does not fit the classifier: missing {missing[:3]}, unexpected {unexpected[:3]}", path)

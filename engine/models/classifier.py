@@ -29,13 +29,6 @@ class ConvBlock3d(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(2, 2)
 
-    def shape_coefficients(self) -> tuple[float, ...] | None:
-        """``(*w, c)`` of :func:`engine.lesion_shape.shape_aware_probability`, or None without a shape head."""
-        if self.shape_head is None:
-            return None
-        w = self.shape_head.weight.detach().double().cpu().reshape(-1).tolist()
-        return (*w, float(self.shape_head.bias.detach().double().cpu().reshape(-1)[0]))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, D, H, W)`` → ``(N, C_out, D/2, H/2, W/2)``."""
         x = self.relu1(self.conv1(x))

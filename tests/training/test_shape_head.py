@@ -151,3 +151,14 @@ def test_training_from_a_model_with_a_shape_head_continues_its_cnn_only(tmp_path
     info = load_all_weights(fresh, str(tmp_path / "head.pt"))
     assert info["init_dropped"] == "shape_head"
     torch.testing.assert_close(fresh.head_linear.weight, source.model.head_linear.weight)
+
+
+def test_fine_tuning_from_a_classifier_with_a_shape_head_takes_its_trunk():
+    from training.classifier_task import load_backbone
+
+    model = NoduleClassifier()
+    info = load_backbone(model, str(MODELS_DIR / "classifier.pt"))
+    assert info["source_kind"] == "classifier"
+    shipped = load_checkpoint(MODELS_DIR / "classifier.pt", "classifier").model
+    torch.testing.assert_close(model.block4.conv2.weight, shipped.block4.conv2.weight)
+
