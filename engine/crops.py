@@ -89,6 +89,32 @@ def gather_crops(
     return np.where(inside[0] & inside[1] & inside[2], crops, np.asarray(PAD_HU, dtype=hu.dtype))
 
 
+def measure_at_centres(
+    hu: np.ndarray,
+    centers_irc: np.ndarray,
+    measure,
+    width: int,
+    chunk: int = 32,
+    crop_shape: Sequence[int] = CLASSIFIER_CROP,
+) -> np.ndarray:
+    """``measure(crops, centres_in_crop)`` on each centre's classifier crop, a chunk of crops at a time.
+
+    The crops are the classifiers' (edge-shifted as SPEC §1.3, so a centre near
+    the volume's edge is not in its middle); ``measure`` gets each candidate's own
+    centre in its crop and returns ``(m,)`` or ``(m, width)`` values for ``m`` crops.
+
+    Returns:
+        float64 ``(N,)`` when ``width`` is 0, else ``(N, width)``.
+    """
+    centers = np.asarray(centers_irc, dtype=np.float64).reshape(-1, 3)
+    inside = centers - crop_starts(centers, crop_shape, hu.shape)
+    out = np.empty((len(centers), width) if width else len(centers), dtype=np.float64)
+    for start in range(0, len(centers), chunk):  # crops cut a chunk at a time, not all at once
+        stop = min(len(centers), start + chunk)
+        out[start:stop] = measure(gather_crops(hu, centers[start:stop], crop_shape), inside[start:stop])
+    return out
+
+
 def gather_crops_torch(volume: torch.Tensor, starts: torch.Tensor, crop_shape: Sequence[int] = CLASSIFIER_CROP) -> torch.Tensor:
     """Cut crops from a volume on its device (torch twin of :func:`gather_crops`).
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
+from engine.crops import measure_at_centres
 
 #: Gaussian scales of the Hessian, mm (small nodule .. 20 mm nodule).
 SIGMAS_MM = (1.0, 2.0, 3.5, 5.0)
@@ -128,14 +128,9 @@ def features_at(hu: np.ndarray, spacing_irc: Sequence[float], centers_irc: np.nd
     The crop is the classifiers' (edge-shifted as SPEC §1.3); each candidate is
     measured at its own centre in it. Crops are cut a chunk at a time.
     """
-    centers = np.asarray(centers_irc, dtype=np.float64).reshape(-1, 3)
-    inside = centers - crop_starts(centers, CLASSIFIER_CROP, hu.shape)
-    out = np.empty((len(centers), len(FEATURE_NAMES)), dtype=np.float64)
-    for start in range(0, len(centers), CHUNK):
-        stop = min(len(centers), start + CHUNK)
-        crops = gather_crops(hu, centers[start:stop], CLASSIFIER_CROP)
-        out[start:stop] = shape_features(crops, spacing_irc, inside[start:stop])
-    return out
+    return measure_at_centres(
+        hu, centers_irc, lambda crops, inside: shape_features(crops, spacing_irc, inside), len(FEATURE_NAMES), CHUNK
+    )
 
 
 def head_inputs(

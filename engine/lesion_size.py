@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.crops import CLASSIFIER_CROP, crop_starts, gather_crops
+from engine.crops import measure_at_centres
 
 #: HU above which a voxel belongs to the lesion (ground glass included).
 LESION_HU = -700.0
@@ -107,14 +107,9 @@ def diameters_at(hu: np.ndarray, spacing_irc: Sequence[float], centers_irc: np.n
         spacing_irc: Voxel spacing in mm.
         centers_irc: ``(N, 3)`` centres in voxels (index, row, col).
     """
-    centers = np.asarray(centers_irc, dtype=np.float64).reshape(-1, 3)
-    inside = centers - crop_starts(centers, CLASSIFIER_CROP, hu.shape)
-    out = np.empty(len(centers), dtype=np.float64)
-    for start in range(0, len(centers), CHUNK):  # crops cut a chunk at a time, not all at once
-        stop = min(len(centers), start + CHUNK)
-        crops = gather_crops(hu, centers[start:stop], CLASSIFIER_CROP)
-        out[start:stop] = inscribed_diameter_mm(crops, spacing_irc, inside[start:stop])
-    return out
+    return measure_at_centres(
+        hu, centers_irc, lambda crops, inside: inscribed_diameter_mm(crops, spacing_irc, inside), 0, CHUNK
+    )
 
 
 def _diameters(crops: np.ndarray, centers: np.ndarray, spacing: np.ndarray) -> np.ndarray:

@@ -92,8 +92,6 @@ def intercept_shift(logits: np.ndarray, negatives: np.ndarray, n_scans: int, fp_
 
 def run(args: argparse.Namespace) -> int:
     """Detect (cached), measure, fit and write; exit status 0, or 2 on bad input."""
-    import torch
-
     from engine.checkpoints import load_checkpoint, save_checkpoint
     from engine.commands.evaluate import detector_fingerprint
     from engine.commands.options import grouping_from_args, model_paths_from_args
@@ -105,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.evaluation.dataset import series_detections
     from engine.lesion_shape import INPUT_NAMES, features_at, head_inputs, shape_aware_probability
     from engine.luna import LunaIndex
-    from engine.models.classifier import NoduleClassifier
-    from training.size_head import fit_logistic
+    from training.size_head import fit_logistic, with_head
 
     try:
         if not args.l2 >= 0 or not args.fp_per_scan >= 0:
@@ -153,15 +150,7 @@ def run(args: argparse.Namespace) -> int:
         aware = np.split(shape_aware_probability(coefficients, x), cuts)
         cpm_cnn = fitting_cpm(series, p_cnn)
         cpm_aware = fitting_cpm(series, aware)
-        model_args = {**dict(source.model_args), "shape_head": True}
-        head = NoduleClassifier(**model_args)
-        state = {k: v for k, v in source.model.state_dict().items() if not k.startswith("shape_head.")}
-        missing, unexpected = head.load_state_dict(state, strict=False)
-        if unexpected or set(missing) != {"shape_head.weight", "shape_head.bias"}:
-            raise ValueError(f"{paths['classifier']}: unexpected weights {unexpected or missing}")
-        with torch.no_grad():
-            head.shape_head.weight.copy_(torch.tensor(coefficients[None, :-1], dtype=torch.float32))
-            head.shape_head.bias.fill_(float(coefficients[-1]))
+        head, model_args = with_head(source, "shape_head", coefficients[:-1], coefficients[-1], paths["classifier"])
         n_nodules = sum(len(index.annotations_for(uid)) for index, uid in todo)
         fitted = {
             "data": [str(Path(data).resolve()) for data in args.data],

@@ -71,6 +71,33 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
     return np.r_[weights, w[0] - float(weights @ mean)]
 
 
+def with_head(source, head: str, weights, bias: float, path) -> tuple[object, dict]:
+    """A copy of ``source``'s model (a loaded checkpoint) with the fitted ``head`` (``"size_head"`` or
+    ``"shape_head"``) set to ``weights`` and ``bias``; the CNN's weights are the source's.
+
+    Returns:
+        ``(model, model_args)``.
+
+    Raises:
+        ValueError: the source's weights do not fit the model with that head.
+    """
+    import torch
+
+    from engine.models.classifier import NoduleClassifier
+
+    model_args = {**dict(source.model_args), head: True}
+    model = NoduleClassifier(**model_args)
+    state = {k: v for k, v in source.model.state_dict().items() if not k.startswith(head + ".")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {f"{head}.weight", f"{head}.bias"}:
+        raise ValueError(f"{path}: unexpected weights {unexpected or missing}")
+    layer = getattr(model, head)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weights, dtype=torch.float32).reshape(1, -1))
+        layer.bias.fill_(float(bias))
+    return model, model_args
+
+
 def cross_validated_auc(x: np.ndarray, y: np.ndarray, l2: float, folds: int = FOLDS, seed: int = 0) -> float:
     """ROC AUC of out-of-fold scores (folds of a seeded permutation)."""
     from engine.metrics.roc import roc_curve
@@ -115,15 +142,12 @@ def nodule_samples(index, uids, model, progress=None) -> tuple[np.ndarray, np.nd
 
 def run(args: argparse.Namespace) -> int:
     """Fit and write; exit status 0, or 2 on bad input."""
-    import torch
-
     from engine.checkpoints import load_checkpoint, save_checkpoint
     from engine.commands.progress import ProgressBar
     from engine.errors import EngineError
     from engine.lesion_size import logit, size_aware_probability
     from engine.luna import LunaIndex
     from engine.metrics.roc import roc_curve
-    from engine.models.classifier import NoduleClassifier
 
     try:
         if not args.l2 >= 0:
@@ -144,15 +168,7 @@ def run(args: argparse.Namespace) -> int:
         x = np.column_stack([logit(p_cnn), np.log(diameters)])
         a, b, c = fit_logistic(x, labels, args.l2)
         cv_auc = cross_validated_auc(x, labels, args.l2)
-        model_args = {**dict(source.model_args), "size_head": True}
-        head = NoduleClassifier(**model_args)
-        state = {k: v for k, v in model.state_dict().items() if not k.startswith("size_head.")}
-        missing, unexpected = head.load_state_dict(state, strict=False)
-        if unexpected or set(missing) != {"size_head.weight", "size_head.bias"}:
-            raise ValueError(f"{args.malignancy}: unexpected weights {unexpected or missing}")
-        with torch.no_grad():
-            head.size_head.weight.copy_(torch.tensor([[a, b]]))
-            head.size_head.bias.fill_(c)
+        head, model_args = with_head(source, "size_head", [a, b], c, args.malignancy)
         aware = size_aware_probability((a, b, c), p_cnn, diameters)
         fitted = {
             "data": str(Path(args.data).resolve()),
